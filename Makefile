@@ -1,0 +1,39 @@
+# alertnet: `make install`, then `make demo`; `make test` before every commit.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install run demo test lint format bench clean
+
+install: $(BIN)/alertnet
+
+$(BIN)/alertnet: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+	@echo "installed: run 'make demo' to try it, 'make test' to test it"
+
+run: install
+	$(BIN)/alertnet serve
+
+demo: install
+	$(BIN)/alertnet demo
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check alertnet tests
+	$(BIN)/ruff format --check alertnet tests
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format alertnet tests
+	$(BIN)/ruff check --fix alertnet tests
+
+bench: install
+	@echo "no benchmarks yet: the alert loop (issue 3) brings the first"
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

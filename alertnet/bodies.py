@@ -1,0 +1,61 @@
+"""Request bodies and query strings into pydantic models, with errors naming the field."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from .errors import BadInput, UnsupportedMediaType
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _field(loc: tuple[int | str, ...]) -> str | None:
+    return ".".join(str(part) for part in loc) or None
+
+
+def bad_input(exc: ValidationError) -> BadInput:
+    """The first problem, named by its dotted field path."""
+    error = exc.errors(include_url=False)[0]
+    field = _field(error["loc"])
+    kind = error["type"]
+    if kind == "json_invalid":
+        return BadInput("the body is not valid JSON")
+    if kind == "model_type" and field is None:
+        return BadInput("the body must be a JSON object")
+    if kind == "extra_forbidden":
+        return BadInput(f"{field}: unknown field", field=field)
+    message = error["msg"].removeprefix("Value error, ")
+    return BadInput(f"{field}: {message}" if field else message, field=field)
+
+
+async def json_body(request: web.Request, model: type[M]) -> M:
+    """Parse a JSON body; 415 when it is not JSON, 413 past the size limit, 400 when invalid."""
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("send the body as Content-Type: application/json")
+    raw = await request.read()
+    try:
+        return model.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        raise bad_input(exc) from exc
+
+
+def query(request: web.Request, model: type[M]) -> M:
+    """Parse the query string; a repeated parameter counts once, the last wins."""
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise bad_input(exc) from exc
+
+
+MAX_ID = 2**63 - 1
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """A numeric id from the path; ids the database cannot hold do not exist."""
+    value = int(request.match_info[name])
+    if not 1 <= value <= MAX_ID:
+        raise web.HTTPNotFound()
+    return value

@@ -1,0 +1,99 @@
+"""`alertnet demo`: a seeded neighbourhood on SQLite with the console SMS provider."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from . import admin
+from .app import create_app, utcnow
+from .auth import CLI
+from .policy import ChainStep, EscalationPolicy
+from .schemas import GroupIn, MemberIn, MemberRole, NeighbourhoodIn, ResponderIn
+from .settings import Settings
+from .store import db
+from .store.tables import neighbourhoods
+
+NAME = "Molenwijk (demo)"
+ALLIES = [
+    ("+31612345001", "Ans"),
+    ("+31612345002", "Bram"),
+    ("+31612345003", "Carmen"),
+    ("+31612345004", "Dirk"),
+    ("+31612345005", "Esra"),
+]
+COORDINATOR = ("+31612345010", "Fatima")
+
+
+async def seed(engine: Any) -> tuple[str, dict[str, Any]]:
+    """Create the demo neighbourhood once; return a fresh admin token and what was made."""
+    now = utcnow()
+    async with engine.begin() as conn:
+        hood_id = await conn.scalar(sa.select(neighbourhoods.c.id).where(neighbourhoods.c.name == NAME))
+        if hood_id is None:
+            hood = await admin.create_neighbourhood(conn, CLI, NeighbourhoodIn(name=NAME), now)
+            hood_id = hood["id"]
+            officer = await admin.add_responder(
+                conn, CLI, hood_id, ResponderIn(name="Buurtregisseur Jansen", phone="+31612345900"), now
+            )
+            backup = await admin.add_responder(
+                conn,
+                CLI,
+                hood_id,
+                ResponderIn(name="Politie wijkteam", phone="+31612345901", role="backup"),
+                now,
+            )
+            policy = EscalationPolicy(
+                chain=[
+                    ChainStep(responder_ids=[officer["id"]], timeout_s=120),
+                    ChainStep(responder_ids=[backup["id"]], timeout_s=120),
+                ]
+            )
+            group = await admin.create_group(
+                conn, CLI, hood_id, GroupIn(name="Molenwijk Noord", join_code="MOLEN", escalation=policy), now
+            )
+            for phone, name in ALLIES:
+                await admin.add_member(
+                    conn, CLI, group["id"], MemberIn(phone=phone, name=name, share_name=True), now
+                )
+            await admin.add_member(
+                conn,
+                CLI,
+                group["id"],
+                MemberIn(phone=COORDINATOR[0], name=COORDINATOR[1], role=MemberRole.coordinator),
+                now,
+            )
+        secret, _ = await admin.issue_admin_token(conn, CLI, "demo", now)
+    return secret, {"neighbourhood_id": hood_id}
+
+
+def run(settings: Settings) -> int:
+    async def prepare() -> tuple[str, dict[str, Any]]:
+        engine = db.create_engine(settings.database_url)
+        try:
+            await db.migrate(engine)
+            return await seed(engine)
+        finally:
+            await engine.dispose()
+
+    secret, made = asyncio.run(prepare())
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        f"""
+alertnet demo: {NAME}, group "Molenwijk Noord" (join code MOLEN), 5 allies, a coordinator,
+a buurtregisseur and a backup. SMS are printed here instead of sent.
+
+  admin token:  {secret}
+  try:          curl -H 'Authorization: Bearer {secret}' \\
+                  {base}/api/v1/neighbourhoods/{made["neighbourhood_id"]}/groups
+  API document: {base}/api/openapi.json
+
+Stop with Ctrl-C.
+""",
+        flush=True,
+    )
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    return 0

@@ -1,0 +1,27 @@
+"""Typed keys for what the application and each request carry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .metrics import Metrics
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .routes import Route
+
+settings: web.AppKey[Settings] = web.AppKey("settings")
+engine: web.AppKey[AsyncEngine] = web.AppKey("engine")
+#: Returns the current time, timezone-aware UTC; tests may replace it.
+clock: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+metrics: web.AppKey[Metrics] = web.AppKey("metrics")
+#: Route specs by handler, for authentication and the OpenAPI document.
+routes: web.AppKey[dict[object, Route]] = web.AppKey("routes")
+
+#: Request-scoped: the authenticated principal.
+PRINCIPAL = "alertnet.principal"

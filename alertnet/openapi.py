@@ -1,0 +1,100 @@
+"""The OpenAPI 3.1 document, generated from the route table and its pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from . import __version__
+from .routes import Route
+from .schemas import ErrorOut
+
+_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+_REF = "#/components/schemas/{model}"
+_ERRORS = {
+    "400": "Bad input; `error.field` names the field",
+    "401": "No token, or not a valid one",
+    "403": "This token's role may not use the route",
+    "404": "No such resource, or not in your scope",
+    "409": "Conflicts with existing data",
+    "413": "Body larger than 1 MiB",
+    "415": "Body is not application/json",
+}
+
+
+def _models(routes: tuple[Route, ...]) -> list[type[BaseModel]]:
+    found: dict[str, type[BaseModel]] = {"ErrorOut": ErrorOut}
+    for route in routes:
+        for model in (route.body, route.query, route.response):
+            if model is not None:
+                found[model.__name__] = model
+    return list(found.values())
+
+
+def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+        for name in _PARAM.findall(route.path)
+    ]
+    if route.query is not None:
+        for name, info in route.query.model_fields.items():
+            schema = route.query.model_json_schema()["properties"][name]
+            parameters.append({"name": name, "in": "query", "required": info.is_required(), "schema": schema})
+    operation: dict[str, Any] = {
+        "operationId": route.handler.__name__,
+        "summary": route.summary,
+        "tags": [route.tag],
+        "parameters": parameters,
+        "responses": _responses(route, refs),
+    }
+    if route.body is not None:
+        schema = refs[(route.body, "validation")]
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    if route.roles:
+        operation["security"] = [{"bearer": []}]
+        operation["description"] = "Tokens: " + ", ".join(sorted(route.roles)) + "."
+    return operation
+
+
+def _responses(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": "Success"}
+    if route.response is not None:
+        success["content"] = {"application/json": {"schema": refs[(route.response, "serialization")]}}
+    elif route.media_type is not None:
+        success["content"] = {route.media_type: {}}
+    responses: dict[str, Any] = {str(route.status): success}
+    error = {"content": {"application/json": {"schema": {"$ref": _REF.format(model="ErrorOut")}}}}
+    for status, description in _ERRORS.items():
+        needs_auth = status in ("401", "403")
+        has_body = status in ("413", "415")
+        if (needs_auth and not route.roles) or (has_body and route.body is None):
+            continue
+        responses[status] = {"description": description, **error}
+    return responses
+
+
+def build(routes: tuple[Route, ...]) -> dict[str, Any]:
+    models = _models(routes)
+    modes: tuple[JsonSchemaMode, ...] = ("validation", "serialization")
+    pairs = [(model, mode) for mode in modes for model in models]
+    refs, schemas = models_json_schema(pairs, ref_template=_REF)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        path = _PARAM.sub(r"{\1}", route.path)
+        paths.setdefault(path, {})[route.method.lower()] = _operation(route, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "alertnet",
+            "version": __version__,
+            "description": "Neighbourhood SMS alert network: admin API, signals and Twilio webhooks.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,55 @@
+"""Phone numbers: parsing to E.164 and masking for logs and audit data."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+DEFAULT_REGION = "NL"
+BULLETS = "•• ••"
+
+# Phone-like runs: international (+ or 00) or national (leading 0), optionally
+# grouped by spaces or dashes. Over-masking a number that was not a phone is
+# harmless; leaking one is not.
+_PHONE_LIKE = re.compile(r"(?<![\w+])(?:\+|00|0)\d(?:[ \-]?\d){7,14}(?!\w)")
+
+
+class InvalidPhone(ValueError):
+    """The text is not a phone number we can send an SMS to."""
+
+
+def normalize(text: str, region: str = DEFAULT_REGION) -> str:
+    """Parse a phone number as a resident would type it; return E.164.
+
+    "0612345678", "06-12345678" and "+31 6 1234 5678" all give "+31612345678".
+    """
+    try:
+        number = phonenumbers.parse(text.strip(), region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhone("not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask(e164: str) -> str:
+    """Show a number so a person recognises it but nobody can dial it.
+
+    "+31612345678" -> "+31 6 •• •• 56 78".
+    """
+    try:
+        number = phonenumbers.parse(e164, None if e164.startswith("+") else DEFAULT_REGION)
+        country, national = str(number.country_code), str(number.national_number)
+    except phonenumbers.NumberParseException:
+        digits = re.sub(r"\D", "", e164)
+        country, national = "", digits
+    tail = national[-4:]
+    head = national[:1] if len(national) > 6 else ""
+    prefix = f"+{country} " if country else ""
+    return f"{prefix}{head} {BULLETS} {tail[:2]} {tail[2:]}".replace("  ", " ")
+
+
+def mask_in_text(text: str) -> str:
+    """Mask every phone-like run inside free text."""
+    return _PHONE_LIKE.sub(lambda m: mask(m.group(0)), text)

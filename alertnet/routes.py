@@ -1,0 +1,246 @@
+"""The route table: every path, its handler, who may call it, and its bodies for OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from . import api, keys, ops
+from .auth import Role
+from .schemas import (
+    AuditPage,
+    AuditQuery,
+    AuditVerdict,
+    GroupIn,
+    GroupOut,
+    GroupPatch,
+    Health,
+    MemberIn,
+    MemberOut,
+    NeighbourhoodIn,
+    NeighbourhoodOut,
+    ResponderIn,
+    ResponderOut,
+    TokenCreated,
+    TokenIn,
+    TokenOut,
+)
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ADMIN = frozenset({Role.admin})
+MANAGERS = frozenset({Role.admin, Role.coordinator})
+
+
+class Items(BaseModel, Generic[T]):
+    items: list[T]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    #: Roles whose tokens may call the route; empty means no token needed.
+    roles: frozenset[Role] = frozenset()
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    #: The success answer: a model, or None for no content.
+    response: type[BaseModel] | None = None
+    status: int = 200
+    #: A non-JSON success answer's media type.
+    media_type: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+N = "/api/v1/neighbourhoods"
+G = "/api/v1/groups"
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        N,
+        api.create_neighbourhood,
+        "Create a neighbourhood",
+        "neighbourhoods",
+        ADMIN,
+        body=NeighbourhoodIn,
+        response=NeighbourhoodOut,
+        status=201,
+    ),
+    Route(
+        "GET",
+        N,
+        api.list_neighbourhoods,
+        "List the neighbourhoods you may see",
+        "neighbourhoods",
+        MANAGERS,
+        response=Items[NeighbourhoodOut],
+    ),
+    Route(
+        "GET",
+        N + r"/{id:\d+}",
+        api.get_neighbourhood,
+        "Get a neighbourhood",
+        "neighbourhoods",
+        MANAGERS,
+        response=NeighbourhoodOut,
+    ),
+    Route(
+        "POST",
+        N + r"/{id:\d+}/responders",
+        api.add_responder,
+        "Add a responder",
+        "responders",
+        MANAGERS,
+        body=ResponderIn,
+        response=ResponderOut,
+        status=201,
+    ),
+    Route(
+        "GET",
+        N + r"/{id:\d+}/responders",
+        api.list_responders,
+        "List responders",
+        "responders",
+        MANAGERS,
+        response=Items[ResponderOut],
+    ),
+    Route(
+        "POST",
+        N + r"/{id:\d+}/groups",
+        api.create_group,
+        "Create an ally group",
+        "groups",
+        MANAGERS,
+        body=GroupIn,
+        response=GroupOut,
+        status=201,
+    ),
+    Route(
+        "GET",
+        N + r"/{id:\d+}/groups",
+        api.list_groups,
+        "List the groups of a neighbourhood",
+        "groups",
+        MANAGERS,
+        response=Items[GroupOut],
+    ),
+    Route("GET", G + r"/{id:\d+}", api.get_group, "Get a group", "groups", MANAGERS, response=GroupOut),
+    Route(
+        "PATCH",
+        G + r"/{id:\d+}",
+        api.update_group,
+        "Change a group",
+        "groups",
+        MANAGERS,
+        body=GroupPatch,
+        response=GroupOut,
+    ),
+    Route(
+        "DELETE",
+        G + r"/{id:\d+}",
+        api.delete_group,
+        "Delete a group and erase its members' numbers",
+        "groups",
+        MANAGERS,
+        status=204,
+    ),
+    Route(
+        "POST",
+        G + r"/{id:\d+}/members",
+        api.add_member,
+        "Add a member, active at once",
+        "members",
+        MANAGERS,
+        body=MemberIn,
+        response=MemberOut,
+        status=201,
+    ),
+    Route(
+        "GET",
+        G + r"/{id:\d+}/members",
+        api.list_members,
+        "List members",
+        "members",
+        MANAGERS,
+        response=Items[MemberOut],
+    ),
+    Route(
+        "DELETE",
+        G + r"/{id:\d+}/members/{member_id:\d+}",
+        api.remove_member,
+        "Remove a member",
+        "members",
+        MANAGERS,
+        status=204,
+    ),
+    Route(
+        "POST",
+        "/api/v1/tokens",
+        api.create_token,
+        "Issue a coordinator or source token",
+        "tokens",
+        MANAGERS,
+        body=TokenIn,
+        response=TokenCreated,
+        status=201,
+    ),
+    Route(
+        "GET",
+        "/api/v1/tokens",
+        api.list_tokens,
+        "List live tokens (never their secrets)",
+        "tokens",
+        MANAGERS,
+        response=Items[TokenOut],
+    ),
+    Route(
+        "DELETE",
+        r"/api/v1/tokens/{id:\d+}",
+        api.revoke_token,
+        "Revoke a token",
+        "tokens",
+        MANAGERS,
+        status=204,
+    ),
+    Route(
+        "GET",
+        "/api/v1/audit",
+        api.list_audit,
+        "Page through the audit log",
+        "audit",
+        MANAGERS,
+        query=AuditQuery,
+        response=AuditPage,
+    ),
+    Route(
+        "GET",
+        "/api/v1/audit/verify",
+        api.verify_audit,
+        "Verify the audit hash chain",
+        "audit",
+        MANAGERS,
+        response=AuditVerdict,
+    ),
+    Route("GET", "/healthz", ops.healthz, "Liveness", "operations", response=Health),
+    Route("GET", "/readyz", ops.readyz, "Readiness: the database answers", "operations", response=Health),
+    Route("GET", "/metrics", ops.metrics, "Prometheus metrics", "operations", media_type="text/plain"),
+    Route(
+        "GET", "/api/openapi.json", ops.openapi, "This document", "operations", media_type="application/json"
+    ),
+    Route("GET", "/", ops.landing, "The coordinator dashboard", "operations", media_type="text/html"),
+)
+
+
+def setup(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> None:
+    by_handler: dict[object, Route] = {route.handler: route for route in routes}
+    app[keys.routes] = by_handler
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler)

@@ -1,0 +1,234 @@
+"""Request and response bodies of the HTTP API; the OpenAPI document is built from them."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from . import phones
+from .auth import Role
+from .policy import DbId, EscalationPolicy
+
+Language = Literal["nl", "en"]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+_JOIN_CODE = re.compile(r"^[A-Z0-9]{3,20}$")
+
+
+class JoinPolicy(StrEnum):
+    #: A coordinator approves each resident who joins by SMS.
+    approval = "approval"
+    #: Anyone who texts the join code (and accepts the rules) is in.
+    open = "open"
+
+
+class MemberRole(StrEnum):
+    #: A resident who sends and receives signals.
+    ally = "ally"
+    #: A trekker: an ally who also approves joins and may resolve incidents.
+    coordinator = "coordinator"
+
+
+class MemberStatus(StrEnum):
+    #: Joined by SMS, waiting for consent or a coordinator's approval.
+    pending = "pending"
+    #: Sends and receives signals.
+    active = "active"
+    #: Texted STOP (or the carrier said so): receives nothing until START.
+    opted_out = "opted_out"
+
+
+def _phone(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a phone number as text, e.g. +31612345678")
+    try:
+        return phones.normalize(value)
+    except phones.InvalidPhone as exc:
+        raise ValueError(f"{exc}, e.g. +31612345678 or 0612345678") from exc
+
+
+def _join_code(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    code = value.strip().upper()
+    if not _JOIN_CODE.fullmatch(code):
+        raise ValueError("must be 3 to 20 letters or digits, one word that residents can text")
+    return code
+
+
+Phone = Annotated[str, BeforeValidator(_phone)]
+JoinCode = Annotated[str, BeforeValidator(_join_code)]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are an error, text is stripped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class NeighbourhoodIn(Body):
+    name: Name
+    timezone: str = "Europe/Amsterdam"
+    language: Language = "nl"
+    share_reporter_phone: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("must be an IANA time zone such as Europe/Amsterdam") from exc
+        return value
+
+
+class NeighbourhoodOut(Out):
+    id: int
+    name: str
+    timezone: str
+    language: str
+    share_reporter_phone: bool
+    created_at: datetime
+
+
+class ResponderIn(Body):
+    name: Name
+    phone: Phone
+    role: Annotated[str, Field(min_length=1, max_length=40)] = "buurtregisseur"
+    language: Language | None = None
+
+
+class ResponderOut(Out):
+    id: int
+    neighbourhood_id: int
+    name: str
+    phone: str
+    role: str
+    language: str
+    created_at: datetime
+
+
+class GroupIn(Body):
+    name: Name
+    join_code: JoinCode
+    join_policy: JoinPolicy = JoinPolicy.approval
+    escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
+
+
+class GroupPatch(Body):
+    name: Name | None = None
+    join_code: JoinCode | None = None
+    join_policy: JoinPolicy | None = None
+    escalation: EscalationPolicy | None = None
+
+
+class GroupOut(Out):
+    id: int
+    neighbourhood_id: int
+    name: str
+    join_code: str
+    join_policy: JoinPolicy
+    escalation: EscalationPolicy
+    members: dict[str, int] = Field(description="member counts by status")
+    created_at: datetime
+
+
+class MemberIn(Body):
+    phone: Phone
+    name: Name | None = None
+    language: Language | None = None
+    role: MemberRole = MemberRole.ally
+    share_name: bool = Field(False, description="allies see the first name on this member's signals")
+
+
+class MemberOut(Out):
+    id: int
+    group_id: int
+    phone: str
+    name: str | None
+    language: str
+    role: MemberRole
+    status: MemberStatus
+    share_name: bool
+    consent_at: datetime | None
+    created_at: datetime
+
+
+class TokenIn(Body):
+    role: Literal[Role.coordinator, Role.source]
+    neighbourhood_id: DbId | None = None
+    group_id: DbId | None = None
+    label: Annotated[str, Field(max_length=100)] | None = None
+
+
+class TokenOut(Out):
+    id: int
+    role: Role
+    neighbourhood_id: int | None
+    group_id: int | None
+    label: str | None
+    created_at: datetime
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the secret: shown once, store it now")
+
+
+class AuditEventOut(Out):
+    seq: int
+    at: datetime
+    actor: str
+    actor_role: str
+    type: str
+    subject: str | None
+    neighbourhood_id: int | None
+    data: dict[str, Any]
+    hash: str
+
+
+class AuditPage(Out):
+    items: list[AuditEventOut]
+    next_after: int | None = Field(description="pass as ?after= for the next page; null at the end")
+
+
+class AuditQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+class AuditVerdict(Out):
+    ok: bool
+    count: int
+    bad_seq: int | None = None
+    reason: str | None = None
+
+
+class Items(BaseModel):
+    """A plain list answer."""
+
+    items: list[Any]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: str | None = None

@@ -1,0 +1,123 @@
+"""The service's configuration: one frozen model, loaded once at the edge."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "ALERTNET_"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or wrong; the message names the key."""
+
+
+class Settings(BaseSettings):
+    """Every `ALERTNET_*` variable of the contract, with its default."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    database_url: str = "sqlite:///alertnet.db"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    #: The URL Twilio sees; signatures and callback URLs are built from it.
+    public_url: str | None = None
+    admin_token: SecretStr | None = None
+    sms_provider: Literal["console", "twilio"] = "console"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
+    #: Messages (segments) per second handed to the provider, all workers together.
+    send_rate: float = Field(100.0, gt=0, le=10_000)
+    #: Provider requests in flight at once.
+    send_concurrency: int = Field(32, ge=1, le=1024)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: "auto": readable on a terminal, JSON otherwise.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    #: Migrate the database when the service starts (the contract's default).
+    migrate_on_start: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment beats the TOML file, which arrives as init values.
+        return (env_settings, init_settings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        if not url.startswith(("sqlite:", "sqlite+", "postgresql:", "postgresql+", "postgres:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return url
+
+    @field_validator("public_url", "twilio_api_base")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _twilio_complete(self) -> Settings:
+        if self.sms_provider == "twilio":
+            missing = [
+                name for name in ("twilio_account_sid", "twilio_auth_token") if getattr(self, name) is None
+            ]
+            if not (self.twilio_from or self.twilio_messaging_service_sid):
+                missing.append("twilio_from")
+            if missing:
+                keys = ", ".join(ENV_PREFIX + m.upper() for m in missing)
+                raise ValueError(f"the twilio provider needs {keys}")
+        return self
+
+    @property
+    def effective_public_url(self) -> str:
+        """The public base URL, defaulting to http://HOST:PORT."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from an optional TOML file, then the environment, then overrides.
+
+    Raises ConfigError naming the offending key, so start-up can stop with it.
+    """
+    values: dict[str, Any] = {}
+    if config is not None:
+        try:
+            values = tomllib.loads(config.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config} is not valid TOML: {exc}") from exc
+    values.update(overrides)
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+    if overrides:
+        # Explicit overrides (CLI flags) beat the environment too.
+        settings = settings.model_copy(update=overrides)
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        name = f"{ENV_PREFIX}{key.upper()}" if key else "configuration"
+        lines.append(f"{name}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(lines)

@@ -1,0 +1,86 @@
+"""Appending to and reading the hash-chained audit log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .. import audit
+from ..auth import Principal
+from .tables import audit_events as t
+
+#: Taken by every appender on PostgreSQL, so the chain stays one line under concurrent writers.
+AUDIT_LOCK = 0x61756474
+_VERIFY_BATCH = 2000
+
+
+async def append(
+    conn: AsyncConnection,
+    *,
+    who: Principal,
+    type: str,
+    at: datetime,
+    subject: str | None = None,
+    neighbourhood_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> int:
+    """Append one event in the caller's transaction; returns its seq.
+
+    The caller's transaction holds the write lock (SQLite's BEGIN IMMEDIATE, or the
+    advisory lock below on PostgreSQL) from here to its commit, so seq and prev_hash
+    are read and written without a race.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK)))
+    last = (await conn.execute(sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1))).first()
+    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, audit.GENESIS)
+    event = {
+        "seq": seq,
+        "at": at,
+        "actor": who.actor,
+        "actor_role": str(who.role),
+        "type": type,
+        "subject": subject,
+        "neighbourhood_id": neighbourhood_id,
+        "data": data or {},
+    }
+    await conn.execute(
+        t.insert().values(**event, prev_hash=prev_hash, hash=audit.chain_hash(prev_hash, event))
+    )
+    return seq
+
+
+async def page(
+    conn: AsyncConnection, *, after: int, limit: int, neighbourhood_id: int | None
+) -> list[dict[str, Any]]:
+    """Events after a seq, oldest first; only one neighbourhood's when it is given."""
+    query = sa.select(t).where(t.c.seq > after).order_by(t.c.seq).limit(limit)
+    if neighbourhood_id is not None:
+        query = query.where(t.c.neighbourhood_id == neighbourhood_id)
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def _all(conn: AsyncConnection) -> AsyncIterator[dict[str, Any]]:
+    after = 0
+    while True:
+        rows = (
+            await conn.execute(sa.select(t).where(t.c.seq > after).order_by(t.c.seq).limit(_VERIFY_BATCH))
+        ).all()
+        for row in rows:
+            yield dict(row._mapping)
+        if len(rows) < _VERIFY_BATCH:
+            return
+        after = rows[-1].seq
+
+
+async def verify(conn: AsyncConnection) -> audit.Verdict:
+    """Walk the whole chain in batches; stop at the first break."""
+    checker = audit.ChainChecker()
+    async for event in _all(conn):
+        if not checker.feed(event):
+            break
+    return checker.verdict()

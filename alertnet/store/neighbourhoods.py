@@ -1,0 +1,72 @@
+"""Neighbourhoods and their responders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..errors import Conflict, NotFound
+from .tables import neighbourhoods, responders
+
+Row = dict[str, Any]
+
+
+async def create_neighbourhood(conn: AsyncConnection, values: Row, now: datetime) -> Row:
+    row = (
+        await conn.execute(neighbourhoods.insert().values(**values, created_at=now).returning(neighbourhoods))
+    ).one()
+    return dict(row._mapping)
+
+
+async def get_neighbourhood(conn: AsyncConnection, neighbourhood_id: int) -> Row:
+    row = (
+        await conn.execute(sa.select(neighbourhoods).where(neighbourhoods.c.id == neighbourhood_id))
+    ).first()
+    if row is None:
+        raise NotFound("no such neighbourhood")
+    return dict(row._mapping)
+
+
+async def list_neighbourhoods(conn: AsyncConnection, only_id: int | None) -> list[Row]:
+    query = sa.select(neighbourhoods).order_by(neighbourhoods.c.id)
+    if only_id is not None:
+        query = query.where(neighbourhoods.c.id == only_id)
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def add_responder(conn: AsyncConnection, neighbourhood_id: int, values: Row, now: datetime) -> Row:
+    taken = await conn.scalar(
+        sa.select(responders.c.id).where(
+            responders.c.neighbourhood_id == neighbourhood_id, responders.c.phone == values["phone"]
+        )
+    )
+    if taken is not None:
+        raise Conflict("this neighbourhood already has a responder with that phone", field="phone")
+    row = (
+        await conn.execute(
+            responders.insert()
+            .values(**values, neighbourhood_id=neighbourhood_id, created_at=now)
+            .returning(responders)
+        )
+    ).one()
+    return dict(row._mapping)
+
+
+async def list_responders(conn: AsyncConnection, neighbourhood_id: int) -> list[Row]:
+    query = sa.select(responders).where(responders.c.neighbourhood_id == neighbourhood_id)
+    return [dict(row._mapping) for row in await conn.execute(query.order_by(responders.c.id))]
+
+
+async def foreign_responders(conn: AsyncConnection, neighbourhood_id: int, ids: set[int]) -> set[int]:
+    """Those of `ids` that are not responders of this neighbourhood."""
+    if not ids:
+        return set()
+    found = await conn.scalars(
+        sa.select(responders.c.id).where(
+            responders.c.neighbourhood_id == neighbourhood_id, responders.c.id.in_(ids)
+        )
+    )
+    return ids - set(found)

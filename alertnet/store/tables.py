@@ -1,0 +1,253 @@
+"""The database schema as SQLAlchemy Core tables; Alembic migrations follow it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite stores naive ones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _id() -> sa.Column[int]:
+    return sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
+
+
+def _fk(name: str, target: str, *, nullable: bool = False, ondelete: str | None = None) -> sa.Column[int]:
+    return sa.Column(
+        name,
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey(target, ondelete=ondelete),
+        nullable=nullable,
+        index=True,
+    )
+
+
+def _created() -> sa.Column[datetime]:
+    return sa.Column("created_at", UTCDateTime(), nullable=False)
+
+
+neighbourhoods = sa.Table(
+    "neighbourhoods",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("language", sa.String(8), nullable=False),
+    #: Whether responders see the first reporter's number to call back.
+    sa.Column("share_reporter_phone", sa.Boolean(), nullable=False, server_default=sa.true()),
+    _created(),
+)
+
+responders = sa.Table(
+    "responders",
+    metadata,
+    _id(),
+    _fk("neighbourhood_id", "neighbourhoods.id", ondelete="CASCADE"),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("role", sa.String(40), nullable=False),
+    sa.Column("language", sa.String(8), nullable=False),
+    #: Weekly on-duty hours; null means always on duty.
+    sa.Column("schedule", sa.JSON(), nullable=True),
+    _created(),
+    sa.UniqueConstraint("neighbourhood_id", "phone"),
+)
+
+groups = sa.Table(
+    "groups",
+    metadata,
+    _id(),
+    _fk("neighbourhood_id", "neighbourhoods.id", ondelete="CASCADE"),
+    sa.Column("name", sa.String(100), nullable=False),
+    #: Upper case; null once the group is deleted, so the code can be reused.
+    sa.Column("join_code", sa.String(32), nullable=True, unique=True),
+    sa.Column("join_policy", sa.String(16), nullable=False),
+    sa.Column("escalation", sa.JSON(), nullable=False),
+    _created(),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+)
+
+members = sa.Table(
+    "members",
+    metadata,
+    _id(),
+    _fk("group_id", "groups.id", ondelete="CASCADE"),
+    sa.Column("phone", sa.String(20), nullable=False, index=True),
+    sa.Column("name", sa.String(100), nullable=True),
+    #: Whether allies may see the member's first name on their signals.
+    sa.Column("share_name", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("consent_at", UTCDateTime(), nullable=True),
+    _created(),
+    sa.UniqueConstraint("group_id", "phone"),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    _id(),
+    #: sha256 of the secret; the secret itself is shown once and never stored.
+    sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    _fk("neighbourhood_id", "neighbourhoods.id", nullable=True, ondelete="CASCADE"),
+    _fk("group_id", "groups.id", nullable=True, ondelete="CASCADE"),
+    sa.Column("label", sa.String(100), nullable=True),
+    sa.Column("created_by", sa.String(40), nullable=False),
+    _created(),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    _id(),
+    _fk("group_id", "groups.id"),
+    #: Per group, shown in every SMS as #n.
+    sa.Column("number", sa.Integer(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    #: The group's escalation policy when the incident opened.
+    sa.Column("policy", sa.JSON(), nullable=False),
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.Column("last_signal_at", UTCDateTime(), nullable=False),
+    sa.Column("acknowledged_at", UTCDateTime(), nullable=True),
+    sa.Column("escalated_at", UTCDateTime(), nullable=True),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    sa.Column("escalation_trigger", sa.String(32), nullable=True),
+    sa.Column("outcome", sa.Text(), nullable=True),
+    sa.Column("false_alarm", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.UniqueConstraint("group_id", "number"),
+)
+
+signals = sa.Table(
+    "signals",
+    metadata,
+    _id(),
+    _fk("group_id", "groups.id"),
+    _fk("incident_id", "incidents.id"),
+    _fk("member_id", "members.id", nullable=True, ondelete="SET NULL"),
+    sa.Column("reporter_phone", sa.String(20), nullable=True),
+    sa.Column("text", sa.Text(), nullable=False),
+    #: "sms" or "api".
+    sa.Column("channel", sa.String(8), nullable=False),
+    sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+)
+
+#: Every inbound MessageSid, claimed once: Twilio's retries and replays do nothing.
+inbound_messages = sa.Table(
+    "inbound_messages",
+    metadata,
+    sa.Column("message_sid", sa.String(64), primary_key=True),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+)
+
+#: Idempotency-Key answers kept for a day, per token.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("scope", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("response", sa.JSON(), nullable=False),
+    _created(),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    _id(),
+    _fk("incident_id", "incidents.id", nullable=True),
+    sa.Column("recipient_phone", sa.String(20), nullable=False),
+    _fk("member_id", "members.id", nullable=True, ondelete="SET NULL"),
+    _fk("responder_id", "responders.id", nullable=True, ondelete="SET NULL"),
+    #: What the message is for: fanout, ack_notice, escalation, reply, ...
+    sa.Column("purpose", sa.String(24), nullable=False),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("segments", sa.Integer(), nullable=False),
+    sa.Column("provider_sid", sa.String(64), nullable=True, unique=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("error_code", sa.String(16), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+#: The transactional outbox: one job per delivery, claimed with a lease.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    _id(),
+    _fk("delivery_id", "deliveries.id", ondelete="CASCADE"),
+    #: Lower goes first: escalations and replies before bulk fan-out.
+    sa.Column("priority", sa.SmallInteger(), nullable=False),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Index("ix_outbox_due", "priority", "due_at"),
+)
+
+#: Escalation and housekeeping timers, claimed atomically; `version` makes stale ticks no-ops.
+timers = sa.Table(
+    "timers",
+    metadata,
+    _id(),
+    _fk("incident_id", "incidents.id", nullable=True),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("step", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("version", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("due_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("fired_at", UTCDateTime(), nullable=True),
+)
+
+#: Append-only, hash-chained: each row's hash covers the previous hash and its own content.
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(40), nullable=False),
+    sa.Column("actor_role", sa.String(16), nullable=False),
+    sa.Column("type", sa.String(48), nullable=False),
+    sa.Column("subject", sa.String(48), nullable=True),
+    #: Scope: who may read the event.
+    sa.Column(
+        "neighbourhood_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True, index=True
+    ),
+    sa.Column("data", sa.JSON(), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
