@@ -1,0 +1,147 @@
+"""The audit hash chain: any edited, removed or reordered event is found, and named."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alertnet import audit
+from alertnet.settings import Settings
+
+from .conftest import Client, Hood, call
+
+
+def _chain(n: int) -> list[dict[str, Any]]:
+    events, prev = [], audit.GENESIS
+    for seq in range(1, n + 1):
+        event = {
+            "seq": seq,
+            "at": datetime(2026, 1, 1, 12, 0, seq % 60, tzinfo=UTC),
+            "actor": "cli",
+            "actor_role": "admin",
+            "type": "test",
+            "subject": None,
+            "neighbourhood_id": None,
+            "data": {"n": seq, "text": "é"},
+        }
+        event["prev_hash"], event["hash"] = prev, audit.chain_hash(prev, event)
+        prev = event["hash"]
+        events.append(event)
+    return events
+
+
+class TestPureChain:
+    def test_intact_chain_verifies(self) -> None:
+        """An untouched chain is ok and counts every event."""
+        assert audit.verify(_chain(5)) == audit.Verdict(ok=True, count=5)
+
+    def test_empty_chain_verifies(self) -> None:
+        """No events is a valid chain of zero."""
+        assert audit.verify([]) == audit.Verdict(ok=True, count=0)
+
+    @given(st.integers(1, 8), st.data())
+    def test_any_single_edit_is_found_at_its_seq(self, n: int, data: st.DataObject) -> None:
+        """Changing any hashed field of any event breaks the chain exactly there."""
+        events = _chain(n)
+        index = data.draw(st.integers(0, n - 1))
+        field = data.draw(st.sampled_from(["actor", "type", "subject", "data", "neighbourhood_id"]))
+        events[index][field] = (
+            {"edited": True} if field == "data" else 999 if field == "neighbourhood_id" else "x"
+        )
+        verdict = audit.verify(events)
+        assert (verdict.ok, verdict.bad_seq) == (False, index + 1)
+
+    def test_canonical_form_ignores_key_order(self) -> None:
+        """The hash depends on content, not on how a database returns a dict's keys."""
+        event = _chain(1)[0]
+        reordered = {**event, "data": {"text": "é", "n": 1}}
+        assert audit.chain_hash(audit.GENESIS, reordered) == event["hash"]
+
+
+def _db(settings: Settings) -> sqlite3.Connection:
+    return sqlite3.connect(settings.database_url.removeprefix("sqlite:///"))
+
+
+async def _verdict(client: Client) -> dict[str, Any]:
+    result: dict[str, Any] = await call(client, "GET", "/api/v1/audit/verify", expect=200)
+    return result
+
+
+class TestTamperedDatabase:
+    """Someone with access to the database file changes history; verify names where."""
+
+    @pytest.fixture
+    async def count(self, client: Client, hoods: tuple[Hood, Hood]) -> int:
+        verdict = await _verdict(client)
+        assert verdict["ok"]
+        assert verdict["count"] >= 6
+        return int(verdict["count"])
+
+    async def test_edited_row(self, client: Client, settings: Settings, count: int) -> None:
+        """Editing one event's data fails at that seq."""
+        with _db(settings) as conn:
+            conn.execute('UPDATE audit_events SET data = \'{"name": "forged"}\' WHERE seq = 3')
+        verdict = await _verdict(client)
+        assert (verdict["ok"], verdict["bad_seq"], verdict["count"]) == (False, 3, 2)
+        assert "edited" in verdict["reason"]
+
+    async def test_edited_row_with_recomputed_hash(
+        self, client: Client, settings: Settings, count: int
+    ) -> None:
+        """A forger who recomputes the edited row's own hash still breaks the link to the next one."""
+        with _db(settings) as conn:
+            row = conn.execute("SELECT * FROM audit_events WHERE seq = 3").fetchone()
+            names = [d[0] for d in conn.execute("SELECT * FROM audit_events LIMIT 0").description]
+            event: dict[str, Any] = dict(zip(names, row, strict=True))
+            event.update(
+                actor="someone-else", at=datetime.fromisoformat(event["at"]).replace(tzinfo=UTC), data={}
+            )
+            forged = audit.chain_hash(event["prev_hash"], event)
+            conn.execute(
+                "UPDATE audit_events SET actor = 'someone-else', data = '{}', hash = ? WHERE seq = 3",
+                (forged,),
+            )
+        verdict = await _verdict(client)
+        assert (verdict["ok"], verdict["bad_seq"]) == (False, 4)
+
+    async def test_deleted_row(self, client: Client, settings: Settings, count: int) -> None:
+        """Deleting an event fails at the one after it."""
+        with _db(settings) as conn:
+            conn.execute("DELETE FROM audit_events WHERE seq = 2")
+        verdict = await _verdict(client)
+        assert (verdict["ok"], verdict["bad_seq"]) == (False, 3)
+
+    async def test_reordered_rows(self, client: Client, settings: Settings, count: int) -> None:
+        """Swapping two events' places fails at the first of them."""
+        with _db(settings) as conn:
+            conn.execute("UPDATE audit_events SET seq = -1 WHERE seq = 2")
+            conn.execute("UPDATE audit_events SET seq = 2 WHERE seq = 3")
+            conn.execute("UPDATE audit_events SET seq = 3 WHERE seq = -1")
+        verdict = await _verdict(client)
+        assert (verdict["ok"], verdict["bad_seq"]) == (False, 2)
+
+    async def test_chain_continues_after_many_writes(
+        self, client: Client, count: int, hoods: tuple[Hood, Hood]
+    ) -> None:
+        """Appends keep one linear chain."""
+        for n in range(5):
+            await call(
+                client,
+                "POST",
+                f"/api/v1/groups/{hoods[0].group_id}/members",
+                {"phone": f"+3161111110{n}"},
+                expect=201,
+            )
+        assert await _verdict(client) == {"ok": True, "count": count + 5, "bad_seq": None, "reason": None}
+
+
+def test_database_path(tmp_path: Path) -> None:
+    """The SQLite URL form of the contract maps to a file path (sanity check for the helpers above)."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}")
+    assert settings.database_url.removeprefix("sqlite:///") == str(tmp_path / "x.db")

@@ -1,0 +1,147 @@
+"""The `alertnet` command as an operator runs it: real processes, a real database file."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ALERTNET = [sys.executable, "-m", "alertnet"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTNET_")}
+    env.update(ALERTNET_DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}", ALERTNET_LOG_FORMAT="json", **extra)
+    return env
+
+
+def run(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ALERTNET, *args],
+        env=_env(tmp_path, **extra),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """`alertnet serve` on a free port, stopped after the test."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*ALERTNET, "serve", "--port", str(port)],
+            env=_env(tmp_path),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                get(base + "/healthz")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"alertnet serve did not start: {log.read_text()}") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_serve_migrates_and_answers(server: str, tmp_path: Path) -> None:
+    """`alertnet serve` creates its database and answers /healthz and /readyz."""
+    assert get(server + "/healthz") == (200, {"status": "ok"})
+    assert get(server + "/readyz")[0] == 200
+    assert (tmp_path / "cli.db").exists()
+
+
+@pytest.mark.slow
+def test_token_from_cli_works_on_server(server: str, tmp_path: Path) -> None:
+    """An admin token made on the command line opens the API of the running service."""
+    made = run(tmp_path, "token", "create", "--role", "admin", "--label", "ops")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("an_")
+    assert "\n" not in secret
+    assert get(server + "/api/v1/neighbourhoods", secret) == (200, {"items": []})
+    assert get(server + "/api/v1/neighbourhoods", "an_wrong")[0] == 401
+
+
+def test_coordinator_token_needs_existing_neighbourhood(tmp_path: Path) -> None:
+    """A scoped token for a neighbourhood that does not exist is refused with a clear message."""
+    made = run(tmp_path, "token", "create", "--role", "coordinator", "--neighbourhood", "42")
+    assert made.returncode == 2
+    assert "no such neighbourhood" in made.stderr
+
+
+def test_migrate_reports_revision(tmp_path: Path) -> None:
+    """`alertnet migrate` brings an empty database to the newest revision, twice without harm."""
+    for _ in range(2):
+        done = run(tmp_path, "migrate")
+        assert done.returncode == 0, done.stderr
+        assert "database at migration 0001" in done.stdout
+
+
+def test_audit_verify_exit_codes(tmp_path: Path) -> None:
+    """`alertnet audit verify` exits 0 on an intact chain and 1, naming the seq, on a broken one."""
+    for _ in range(3):
+        assert run(tmp_path, "token", "create", "--role", "admin").returncode == 0
+    ok = run(tmp_path, "audit", "verify")
+    assert (ok.returncode, ok.stdout.strip()) == (0, "audit chain intact: 3 events")
+    with sqlite3.connect(tmp_path / "cli.db") as conn:
+        conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
+    broken = run(tmp_path, "audit", "verify")
+    assert broken.returncode == 1
+    assert "BROKEN at seq 2" in broken.stdout
+
+
+def test_bad_config_stops_startup_naming_key(tmp_path: Path) -> None:
+    """A bad value stops start-up with exit 2 and the variable's name, before anything runs."""
+    done = run(tmp_path, "serve", ALERTNET_PORT="eighty")
+    assert done.returncode == 2
+    assert "ALERTNET_PORT" in done.stderr
+    assert not (tmp_path / "cli.db").exists()
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["serve"], ["migrate"], ["token", "create"], ["audit", "verify"], ["demo"]]
+)
+def test_help(tmp_path: Path, command: list[str]) -> None:
+    """Every command explains itself."""
+    done = run(tmp_path, *command, "--help")
+    assert done.returncode == 0
+    assert "usage: alertnet" in done.stdout
