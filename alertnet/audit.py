@@ -39,9 +39,14 @@ class Verdict:
 
 
 class ChainChecker:
-    """Checks events fed in seq order; keeps only the last hash, so any length fits."""
+    """Checks events fed in seq order; keeps only the last hash, so any length fits.
 
-    def __init__(self) -> None:
+    With a neighbourhood given, `count` counts only that neighbourhood's events: a
+    coordinator learns that the whole chain holds, not how busy other neighbourhoods are.
+    """
+
+    def __init__(self, neighbourhood_id: int | None = None) -> None:
+        self.scope = neighbourhood_id
         self.prev_hash = GENESIS
         self.prev_seq = 0
         self.count = 0
@@ -58,7 +63,7 @@ class ChainChecker:
             reason = "content does not match its hash: edited"
         else:
             self.prev_hash, self.prev_seq = event["hash"], seq
-            self.count += 1
+            self.count += self.scope is None or event["neighbourhood_id"] == self.scope
             return True
         self.failure = Verdict(ok=False, count=self.count, bad_seq=seq, reason=reason)
         return False

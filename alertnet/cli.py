@@ -29,11 +29,17 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return settings
 
 
-def _with_engine(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+def _with_engine(settings: Settings, work: Callable[[Any], Awaitable[int]], *, migrate: bool = True) -> int:
     async def run() -> int:
         engine = db.create_engine(settings.database_url)
         try:
-            await db.migrate(engine)
+            if migrate:
+                await db.migrate(engine)
+            elif await db.current_revision(engine) is None:
+                print(
+                    "alertnet: this database has no alertnet schema; run `alertnet migrate`", file=sys.stderr
+                )
+                return 2
             return await work(engine)
         finally:
             await engine.dispose()
@@ -99,7 +105,8 @@ def audit_verify(args: argparse.Namespace) -> int:
         )
         return 1
 
-    return _with_engine(settings, work)
+    # Verifying only reads: a backup or an old copy is checked as it is.
+    return _with_engine(settings, work, migrate=False)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -184,7 +191,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument(
-        "--database-url", default="sqlite:///alertnet-demo.db", help="[sqlite:///alertnet-demo.db]"
+        "--database-url", help="database to seed and serve [ALERTNET_DATABASE_URL, sqlite:///alertnet.db]"
     )
     p.set_defaults(run=demo)
     return main

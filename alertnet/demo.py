@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
+from pydantic import SecretStr
 
 from . import admin
 from .app import create_app, utcnow
@@ -80,6 +81,7 @@ def run(settings: Settings) -> int:
             await engine.dispose()
 
     secret, made = asyncio.run(prepare())
+    settings = settings.model_copy(update={"admin_token": SecretStr(secret)})
     base = f"http://{settings.host}:{settings.port}"
     print(
         f"""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .auth import Principal
 from .metrics import Metrics
 from .settings import Settings
 
@@ -24,4 +25,4 @@ metrics: web.AppKey[Metrics] = web.AppKey("metrics")
 routes: web.AppKey[dict[object, Route]] = web.AppKey("routes")
 
 #: Request-scoped: the authenticated principal.
-PRINCIPAL = "alertnet.principal"
+principal: web.RequestKey[Principal] = web.RequestKey("principal")

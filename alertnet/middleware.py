@@ -115,10 +115,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     principal = await _principal(request)
     if principal.role not in route.roles:
         raise Forbidden(f"a {principal.role} token cannot use this route")
-    request[keys.PRINCIPAL] = principal
+    request[keys.principal] = principal
     return await handler(request)
 
 
 def principal(request: web.Request) -> Principal:
-    found: Principal = request[keys.PRINCIPAL]
-    return found
+    return request[keys.principal]

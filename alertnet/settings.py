@@ -118,6 +118,6 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
-        name = f"{ENV_PREFIX}{key.upper()}" if key else "configuration"
+        name = f"{ENV_PREFIX}{key.upper()} (`{key}` in a config file)" if key else "configuration"
         lines.append(f"{name}: {error['msg']}")
     return "invalid configuration: " + "; ".join(lines)

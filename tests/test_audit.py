@@ -145,3 +145,12 @@ def test_database_path(tmp_path: Path) -> None:
     """The SQLite URL form of the contract maps to a file path (sanity check for the helpers above)."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}")
     assert settings.database_url.removeprefix("sqlite:///") == str(tmp_path / "x.db")
+
+
+async def test_coordinator_verify_counts_own_events(client: Client, hoods: tuple[Hood, Hood]) -> None:
+    """A coordinator learns the chain holds, and counts only their own neighbourhood's events."""
+    everything = await _verdict(client)
+    own = await call(client, "GET", "/api/v1/audit?limit=1000", headers=hoods[0].coordinator, expect=200)
+    mine = await call(client, "GET", "/api/v1/audit/verify", headers=hoods[0].coordinator, expect=200)
+    assert mine["ok"] is True
+    assert mine["count"] == len(own["items"]) < everything["count"]

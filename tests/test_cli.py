@@ -145,3 +145,12 @@ def test_help(tmp_path: Path, command: list[str]) -> None:
     done = run(tmp_path, *command, "--help")
     assert done.returncode == 0
     assert "usage: alertnet" in done.stdout
+
+
+def test_audit_verify_does_not_migrate(tmp_path: Path) -> None:
+    """Verifying a database that has no schema says so and writes nothing."""
+    done = run(tmp_path, "audit", "verify")
+    assert done.returncode == 2
+    assert "alertnet migrate" in done.stderr
+    with sqlite3.connect(tmp_path / "cli.db") as conn:
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)

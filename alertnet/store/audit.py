@@ -77,9 +77,9 @@ async def _all(conn: AsyncConnection) -> AsyncIterator[dict[str, Any]]:
         after = rows[-1].seq
 
 
-async def verify(conn: AsyncConnection) -> audit.Verdict:
-    """Walk the whole chain in batches; stop at the first break."""
-    checker = audit.ChainChecker()
+async def verify(conn: AsyncConnection, neighbourhood_id: int | None = None) -> audit.Verdict:
+    """Walk the whole chain in batches; stop at the first break. Counts only the given scope."""
+    checker = audit.ChainChecker(neighbourhood_id)
     async for event in _all(conn):
         if not checker.feed(event):
             break

@@ -78,7 +78,7 @@ async def member_counts(conn: AsyncConnection, group_id: int) -> dict[str, int]:
         .group_by(members.c.status)
     )
     counts = {str(status): 0 for status in MemberStatus}
-    counts.update({status: n for status, n in (await conn.execute(query)).tuples()})
+    counts.update({status: n for status, n in await conn.execute(query)})
     return counts
 
 
