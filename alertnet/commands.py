@@ -1,0 +1,126 @@
+"""SMS text → command: the first word decides, in Dutch or English, any case, any accents (pure)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+#: Twilio's opt-out words (and ours): honoured only as the whole message, like Twilio does.
+STOP_WORDS = frozenset(
+    {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "afmelden"}
+)
+#: Twilio's opt-in words, also whole-message only.
+START_WORDS = frozenset({"start", "unstop"})
+YES_WORDS = frozenset({"ja", "yes", "j", "y"})
+HELP_WORDS = frozenset({"help", "info", "hulp"})
+JOIN_WORDS = frozenset({"join", "aanmelden"})
+LEAVE_WORDS = frozenset({"leave", "uitschrijven"})
+ACK_WORDS = frozenset({"ok", "oke", "okay", "ack", "onderweg"})
+ACK_PHRASES = (("ik", "kom"), ("on", "my", "way"))
+RESOLVE_WORDS = frozenset({"klaar", "opgelost", "done", "resolved"})
+
+_NUMBER = re.compile(r"^(?:#|nr\.?|no\.?)?(\d{1,9})$")
+_EDGE_PUNCTUATION = ".,!?;:'\"()"
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: "Brånd" and "BRAND" compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Opt out of everything."""
+
+
+@dataclass(frozen=True)
+class Start:
+    """Opt back in."""
+
+
+@dataclass(frozen=True)
+class Help:
+    """How it works."""
+
+
+@dataclass(frozen=True)
+class Join:
+    code: str | None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Leave:
+    code: str | None
+
+
+@dataclass(frozen=True)
+class Yes:
+    """Accept the group rules, or (with a number, from a coordinator) approve that join request."""
+
+    number: int | None = None
+
+
+@dataclass(frozen=True)
+class Ack:
+    number: int | None = None
+
+
+@dataclass(frozen=True)
+class Resolve:
+    number: int | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    text: str
+
+
+Command = Stop | Start | Help | Join | Leave | Yes | Ack | Resolve | Signal
+
+
+def _word(token: str) -> str:
+    return fold(token).strip(_EDGE_PUNCTUATION)
+
+
+def _number(tokens: list[str]) -> int | None:
+    if not tokens:
+        return None
+    match = _NUMBER.match(_word(tokens[0]).replace(" ", ""))
+    return int(match.group(1)) if match else None
+
+
+_WHOLE_MESSAGE: dict[str, Command] = {
+    **dict.fromkeys(STOP_WORDS, Stop()),
+    **dict.fromkeys(START_WORDS, Start()),
+    **dict.fromkeys(HELP_WORDS, Help()),
+}
+
+
+def parse(text: str) -> Command:
+    """What the sender asks for. Anything that is not a command is a signal."""
+    tokens = text.split()
+    words = [_word(token) for token in tokens]
+    if len(words) == 1 and words[0] in _WHOLE_MESSAGE:
+        return _WHOLE_MESSAGE[words[0]]
+    return _with_arguments(words, tokens) or Signal(" ".join(tokens))
+
+
+def _with_arguments(words: list[str], tokens: list[str]) -> Command | None:
+    first, rest = (words[0], tokens[1:]) if words else ("", [])
+    if first in JOIN_WORDS:
+        return Join(code=_word(rest[0]).upper() if rest else None, name=" ".join(rest[1:])[:100] or None)
+    if first in LEAVE_WORDS:
+        return Leave(code=_word(rest[0]).upper() if rest else None)
+    if first in YES_WORDS and len(words) <= 2:
+        return Yes(_number(rest))
+    for phrase in ACK_PHRASES:
+        if tuple(words[: len(phrase)]) == phrase:
+            return Ack(_number(tokens[len(phrase) :]))
+    if first in ACK_WORDS:
+        return Ack(_number(rest))
+    if first in RESOLVE_WORDS:
+        return Resolve(_number(rest))
+    return None

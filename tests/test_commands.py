@@ -1,0 +1,85 @@
+"""SMS text → command, as residents actually type it."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alertnet.commands import (
+    STOP_WORDS,
+    Ack,
+    Help,
+    Join,
+    Leave,
+    Resolve,
+    Signal,
+    Start,
+    Stop,
+    Yes,
+    fold,
+    parse,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("STOP", Stop()),
+        ("stop", Stop()),
+        (" Stop. ", Stop()),
+        ("STOPALL", Stop()),
+        ("unsubscribe", Stop()),
+        ("Afmelden", Stop()),
+        ("START", Start()),
+        ("unstop", Start()),
+        ("HELP", Help()),
+        ("hulp", Help()),
+        ("Info", Help()),
+        ("JOIN molen", Join("MOLEN")),
+        ("aanmelden Molen Ans de Vries", Join("MOLEN", "Ans de Vries")),
+        ("AANMELDEN", Join(None)),
+        ("LEAVE molen", Leave("MOLEN")),
+        ("uitschrijven MOLEN", Leave("MOLEN")),
+        ("ja", Yes()),
+        ("YES", Yes()),
+        ("JA 17", Yes(17)),
+        ("ok", Ack()),
+        ("OK 3", Ack(3)),
+        ("OK #3", Ack(3)),
+        ("Oké!", Ack()),
+        ("ik kom", Ack()),
+        ("IK KOM #12", Ack(12)),
+        ("Onderweg 4", Ack(4)),
+        ("klaar", Resolve()),
+        ("KLAAR #2", Resolve(2)),
+        ("opgelost 2", Resolve(2)),
+        ("Done", Resolve()),
+        ("Verdachte man bij de fietsenstalling", Signal("Verdachte man bij de fietsenstalling")),
+        ("stop de dief bij nummer 5", Signal("stop de dief bij nummer 5")),
+        ("help er is brand", Signal("help er is brand")),
+        ("ja er is iemand in de tuin", Signal("ja er is iemand in de tuin")),
+        ("", Signal("")),
+    ],
+)
+def test_parse(text: str, command: object) -> None:
+    """First word decides; STOP/START/HELP only as the whole message, like Twilio."""
+    assert parse(text) == command
+
+
+def test_fold_removes_accents_and_case() -> None:
+    """Accents and case never hide a keyword."""
+    assert fold("BRÅND Wápen") == "brand wapen"
+
+
+@given(st.sampled_from(sorted(STOP_WORDS)), st.text(alphabet=" \t\n", max_size=3))
+def test_stop_word_alone_always_stops(word: str, space: str) -> None:
+    """Every opt-out word, any case, with whitespace around, is a STOP."""
+    assert parse(space + word.upper() + space) == Stop()
+    assert parse(word.capitalize()) == Stop()
+
+
+@given(st.text(max_size=200))
+def test_parse_never_fails(text: str) -> None:
+    """Any text whatsoever parses to some command."""
+    parse(text)
