@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from aiohttp import web
 
-from . import keys, routes
+from . import keys, membership, providers, routes
 from .metrics import Metrics
 from .middleware import authenticate, errors, observe
+from .sender import Sender
 from .settings import Settings
 from .store import db
+from .store import signals as signal_store
 
 MAX_BODY_BYTES = 1024 * 1024
 log = structlog.get_logger("alertnet.app")
@@ -27,7 +31,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app[keys.settings] = settings
     app[keys.clock] = clock
     app[keys.metrics] = Metrics()
-    app.cleanup_ctx.append(database)
+    app.cleanup_ctx.extend([database, provider, sender, housekeeping])
     routes.setup(app)
     return app
 
@@ -44,3 +48,62 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         )
     yield
     await engine.dispose()
+
+
+async def provider(app: web.Application) -> AsyncIterator[None]:
+    """The SMS provider, created inside the running loop (its HTTP session binds to it)."""
+    settings = app[keys.settings]
+    app[keys.provider] = providers.create(settings)
+    if settings.twilio_auth_token is None:
+        log.warning(
+            "inbound_unsigned",
+            detail="no ALERTNET_TWILIO_AUTH_TOKEN: /sms/inbound and /sms/status accept unsigned requests",
+        )
+    yield
+    await app[keys.provider].close()
+
+
+async def sender(app: web.Application) -> AsyncIterator[None]:
+    """The outbox worker; on shutdown it finishes and records what is in flight."""
+    settings = app[keys.settings]
+    worker = Sender(
+        app[keys.engine],
+        app[keys.provider],
+        rate=settings.send_rate,
+        concurrency=settings.send_concurrency,
+        public_url=settings.effective_public_url,
+        clock=app[keys.clock],
+        metrics=app[keys.metrics],
+        on_opt_out=membership.carrier_opt_out,
+    )
+    app[keys.sender] = worker
+    task = asyncio.create_task(worker.run(), name="alertnet-sender")
+    yield
+    await worker.stop()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=30)
+
+
+#: How long inbound MessageSids are remembered: far beyond any Twilio retry.
+MESSAGE_SID_TTL = timedelta(days=30)
+HOUSEKEEPING_EVERY_S = 3600
+
+
+async def housekeeping(app: web.Application) -> AsyncIterator[None]:
+    """Forget what is no longer needed: old idempotency keys, join hints and MessageSids."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_EVERY_S)
+            try:
+                now = app[keys.clock]()
+                async with app[keys.engine].begin() as conn:
+                    await signal_store.purge_before(conn, now - timedelta(days=1), now - MESSAGE_SID_TTL)
+            except Exception:
+                log.exception("housekeeping_failed")
+
+    task = asyncio.create_task(loop(), name="alertnet-housekeeping")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -45,6 +45,29 @@ class Principal:
             raise NotFound(f"no such {what}")
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Someone acting without a token, as the audit log names them."""
+
+    actor: str
+    role: str
+
+
+#: Timers, workers and other decisions the service takes itself.
+SYSTEM = Actor("system", "system")
+#: The SMS provider, reporting what the carrier said.
+PROVIDER = Actor("provider", "provider")
+
+
+def resident(member_id: int, role: str) -> Actor:
+    """A member acting by SMS; the audit names the member, never the number."""
+    return Actor(f"member:{member_id}", role)
+
+
+def stranger() -> Actor:
+    return Actor("unknown", "unknown")
+
+
 BOOTSTRAP = Principal(token_id="bootstrap", role=Role.admin)
 CLI = Principal(token_id="cli", role=Role.admin)
 

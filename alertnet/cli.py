@@ -109,6 +109,23 @@ def audit_verify(args: argparse.Namespace) -> int:
     return _with_engine(settings, work, migrate=False)
 
 
+def sms(args: argparse.Namespace) -> int:
+    """Post an SMS to a running service exactly as Twilio would, signed when a Twilio token is set."""
+    from . import twiliosim
+
+    settings = _settings(args)
+    url = (args.url or settings.effective_public_url).rstrip("/") + "/sms/inbound"
+    token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
+    form = twiliosim.inbound_form(args.sender, args.text, to=args.to or settings.twilio_from)
+    try:
+        replies = twiliosim.post(url, form, token)
+    except twiliosim.PostFailed as exc:
+        print(f"alertnet: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(f"reply: {text}" for text in replies) or "(no reply)")
+    return 0
+
+
 def demo(args: argparse.Namespace) -> int:
     from .demo import run
 
@@ -180,6 +197,20 @@ def parser() -> argparse.ArgumentParser:
         "edited, removed or reordered event if it is broken.",
     )
     p.set_defaults(run=audit_verify)
+
+    p = commands.add_parser(
+        "sms",
+        parents=[config],
+        help="send an SMS to a running service, as Twilio would",
+        description="Post an inbound SMS to /sms/inbound of a running service (signed with "
+        "ALERTNET_TWILIO_AUTH_TOKEN when set) and print the reply. Example: "
+        'alertnet sms --from +31612345001 "Verdachte man bij de fietsenstalling"',
+    )
+    p.add_argument("--from", dest="sender", required=True, metavar="PHONE", help="the sender's number")
+    p.add_argument("--to", metavar="PHONE", help="the alertnet number [ALERTNET_TWILIO_FROM]")
+    p.add_argument("--url", help="the service's public URL [ALERTNET_PUBLIC_URL, http://HOST:PORT]")
+    p.add_argument("text", help="the message text")
+    p.set_defaults(run=sms)
 
     p = commands.add_parser(
         "demo",

@@ -14,13 +14,17 @@ from .metrics import Metrics
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .providers import Provider
     from .routes import Route
+    from .sender import Sender
 
 settings: web.AppKey[Settings] = web.AppKey("settings")
 engine: web.AppKey[AsyncEngine] = web.AppKey("engine")
 #: Returns the current time, timezone-aware UTC; tests may replace it.
 clock: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 metrics: web.AppKey[Metrics] = web.AppKey("metrics")
+provider: web.AppKey[Provider] = web.AppKey("provider")
+sender: web.AppKey[Sender] = web.AppKey("sender")
 #: Route specs by handler, for authentication and the OpenAPI document.
 routes: web.AppKey[dict[object, Route]] = web.AppKey("routes")
 

@@ -115,6 +115,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "nl": "Stuur UITSCHRIJVEN en de code van de groep. Alles stoppen? Stuur STOP",
         "en": "Text LEAVE and the group's code. Stop everything? Text STOP",
     },
+    "answer_noted": {
+        "nl": "Bedankt, je antwoord is ontvangen.",
+        "en": "Thank you, your answer was received.",
+    },
     "help": {
         "nl": "Buurtalarm: sms wat je ziet naar dit nummer; je bondgenoten krijgen het zonder je nummer. "
         "OK = ik ga kijken. STOP = afmelden. In gevaar? Bel eerst 112.",

@@ -22,6 +22,36 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.sms = Counter(
+            "alertnet_sms",
+            "Outbound SMS attempts by purpose and result.",
+            ["purpose", "result"],
+            registry=self.registry,
+        )
+        self.segments = Counter(
+            "alertnet_sms_segments",
+            "SMS segments handed to the provider.",
+            ["purpose"],
+            registry=self.registry,
+        )
+        self.send_latency = Histogram(
+            "alertnet_sms_send_seconds",
+            "Time for the provider to take one SMS.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0),
+            registry=self.registry,
+        )
+        self.possible_duplicates = Counter(
+            "alertnet_sms_possible_duplicates",
+            "Sends retried after a crash lost the previous attempt's outcome (each may be a duplicate).",
+            registry=self.registry,
+        )
+        self.inbound = Counter(
+            "alertnet_sms_inbound",
+            "Inbound SMS by command and outcome.",
+            ["command", "outcome"],
+            registry=self.registry,
+        )
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)

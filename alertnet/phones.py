@@ -33,6 +33,18 @@ def normalize(text: str, region: str = DEFAULT_REGION) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+def from_provider(text: str) -> str:
+    """A sender's number as the provider gives it (E.164). Accepted even where the metadata of
+    `phonenumbers` lags behind a new number range: a resident must never be ignored for that."""
+    candidate = text.strip()
+    if _E164.fullmatch(candidate):
+        return candidate
+    return normalize(candidate)
+
+
 def mask(e164: str) -> str:
     """Show a number so a person recognises it but nobody can dial it.
 

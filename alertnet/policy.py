@@ -25,8 +25,9 @@ DEFAULT_URGENT_KEYWORDS = (
     "gun",
 )
 
-DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]
-Seconds = Annotated[int, Field(ge=10, le=7 * 24 * 3600)]
+# Whole numbers are strict: JSON true or "600" is a client's mistake, not 1 or 600.
+DbId = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+Seconds = Annotated[int, Field(strict=True, ge=10, le=7 * 24 * 3600)]
 
 
 class ChainStep(BaseModel):
@@ -43,14 +44,14 @@ class EscalationPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    threshold_reporters: int = Field(3, ge=1, le=100)
+    threshold_reporters: int = Field(3, strict=True, ge=1, le=100)
     window_s: Seconds = 600
     ack_timeout_s: Seconds = 300
     urgent_keywords: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
         default_factory=lambda: list(DEFAULT_URGENT_KEYWORDS), max_length=100
     )
     chain: list[ChainStep] = Field(default_factory=list, max_length=10)
-    repeat: int = Field(1, ge=0, le=10)
+    repeat: int = Field(1, strict=True, ge=0, le=10)
 
     @field_validator("urgent_keywords")
     @classmethod

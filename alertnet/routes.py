@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from . import api, keys, ops
+from . import api, keys, ops, webhooks
 from .auth import Role
 from .schemas import (
     AuditPage,
@@ -25,6 +25,8 @@ from .schemas import (
     NeighbourhoodOut,
     ResponderIn,
     ResponderOut,
+    SignalAccepted,
+    SignalIn,
     TokenCreated,
     TokenIn,
     TokenOut,
@@ -34,6 +36,7 @@ T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ADMIN = frozenset({Role.admin})
 MANAGERS = frozenset({Role.admin, Role.coordinator})
+ANY_TOKEN = frozenset(Role)
 
 
 class Items(BaseModel, Generic[T]):
@@ -228,6 +231,33 @@ ROUTES: tuple[Route, ...] = (
         "audit",
         MANAGERS,
         response=AuditVerdict,
+    ),
+    Route(
+        "POST",
+        "/api/v1/signals",
+        webhooks.post_signal,
+        "Send a signal from an app or device",
+        "signals",
+        ANY_TOKEN,
+        body=SignalIn,
+        response=SignalAccepted,
+        status=202,
+    ),
+    Route(
+        "POST",
+        "/sms/inbound",
+        webhooks.sms_inbound,
+        "Twilio messaging webhook (signed)",
+        "twilio",
+        media_type="text/xml",
+    ),
+    Route(
+        "POST",
+        "/sms/status",
+        webhooks.sms_status,
+        "Twilio status callback (signed)",
+        "twilio",
+        status=204,
     ),
     Route("GET", "/healthz", ops.healthz, "Liveness", "operations", response=Health),
     Route("GET", "/readyz", ops.readyz, "Readiness: the database answers", "operations", response=Health),

@@ -78,7 +78,7 @@ class NeighbourhoodIn(Body):
     name: Name
     timezone: str = "Europe/Amsterdam"
     language: Language = "nl"
-    share_reporter_phone: bool = True
+    share_reporter_phone: bool = Field(True, strict=True)
 
     @field_validator("timezone")
     @classmethod
@@ -146,7 +146,9 @@ class MemberIn(Body):
     name: Name | None = None
     language: Language | None = None
     role: MemberRole = MemberRole.ally
-    share_name: bool = Field(False, description="allies see the first name on this member's signals")
+    share_name: bool = Field(
+        False, strict=True, description="allies see the first name on this member's signals"
+    )
 
 
 class MemberOut(Out):
@@ -232,3 +234,22 @@ class ErrorOut(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     database: str | None = None
+
+
+class SignalIn(Body):
+    """A signal from an app or device."""
+
+    group_id: DbId
+    text: Annotated[str, Field(min_length=1, max_length=1000)]
+    reporter_phone: Phone | None = Field(
+        None, description="the resident who reports; never shown to the group"
+    )
+    urgent: bool = False
+
+
+class SignalAccepted(Out):
+    signal_id: int
+    incident_id: int
+    number: int = Field(description="the incident's number in its group, shown in SMS as #n")
+    new_incident: bool
+    recipients: int = Field(description="allies the signal was sent to")

@@ -40,3 +40,11 @@ def test_mask_keeps_country_and_last_four() -> None:
 def test_mask_in_text() -> None:
     """Free text keeps its words and loses its numbers."""
     assert phones.mask_in_text("bel 0612345678 nu") == "bel +31 6 •• •• 56 78 nu"
+
+
+def test_provider_numbers_accepted_as_given() -> None:
+    """A sender in E.164 is taken as is, even in a range the metadata does not know yet."""
+    assert phones.from_provider("+31699999999") == "+31699999999"
+    assert phones.from_provider("0612345678") == "+31612345678"
+    with pytest.raises(phones.InvalidPhone):
+        phones.from_provider("ALERTNET")

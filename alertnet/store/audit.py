@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import audit
-from ..auth import Principal
+from ..auth import Actor, Principal
 from .tables import audit_events as t
 
 #: Taken by every appender on PostgreSQL, so the chain stays one line under concurrent writers.
@@ -21,7 +21,7 @@ _VERIFY_BATCH = 2000
 async def append(
     conn: AsyncConnection,
     *,
-    who: Principal,
+    who: Principal | Actor,
     type: str,
     at: datetime,
     subject: str | None = None,

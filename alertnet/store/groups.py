@@ -96,7 +96,9 @@ async def add_member(conn: AsyncConnection, group_id: int, values: Row, now: dat
     row = (
         await conn.execute(
             members.insert()
-            .values(**values, group_id=group_id, status=status, consent_at=now, created_at=now)
+            .values(
+                **values, group_id=group_id, status=status, consent_at=now, approved_at=now, created_at=now
+            )
             .returning(members)
         )
     ).one()

@@ -112,6 +112,8 @@ members = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("consent_at", UTCDateTime(), nullable=True),
+    #: When a coordinator (or an open group) admitted the member; null while waiting.
+    sa.Column("approved_at", UTCDateTime(), nullable=True),
     _created(),
     sa.UniqueConstraint("group_id", "phone"),
 )
@@ -173,6 +175,16 @@ inbound_messages = sa.Table(
     metadata,
     sa.Column("message_sid", sa.String(64), primary_key=True),
     sa.Column("received_at", UTCDateTime(), nullable=False),
+    #: The reply we gave, given again to a retry whose first answer was lost.
+    sa.Column("reply", sa.Text(), nullable=True),
+)
+
+#: When an unknown number last got the join instructions (at most daily); the number is hashed.
+join_hints = sa.Table(
+    "join_hints",
+    metadata,
+    sa.Column("phone_hash", sa.String(64), primary_key=True),
+    sa.Column("sent_at", UTCDateTime(), nullable=False),
 )
 
 #: Idempotency-Key answers kept for a day, per token.
@@ -181,6 +193,8 @@ idempotency_keys = sa.Table(
     metadata,
     sa.Column("scope", sa.String(64), primary_key=True),
     sa.Column("key", sa.String(255), primary_key=True),
+    #: The same key with another body is a client error, not a replay.
+    sa.Column("request_hash", sa.String(64), nullable=False),
     sa.Column("response", sa.JSON(), nullable=False),
     _created(),
 )
@@ -190,6 +204,7 @@ deliveries = sa.Table(
     metadata,
     _id(),
     _fk("incident_id", "incidents.id", nullable=True),
+    _fk("group_id", "groups.id", nullable=True),
     sa.Column("recipient_phone", sa.String(20), nullable=False),
     _fk("member_id", "members.id", nullable=True, ondelete="SET NULL"),
     _fk("responder_id", "responders.id", nullable=True, ondelete="SET NULL"),

@@ -1,0 +1,126 @@
+"""One inbound SMS, start to finish, in the caller's transaction: claim, parse, act, reply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from . import commands, membership, messages, signals
+from .auth import resident
+from .commands import Ack, Help, Join, Leave, Resolve, Signal, Start, Stop, Yes
+from .schemas import MemberStatus
+from .store import signals as store
+
+Row = dict[str, Any]
+#: An unknown number gets the join instructions at most this often.
+JOIN_HINT_EVERY_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Sms:
+    sid: str
+    sender: str
+    to: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Received:
+    reply: str | None
+    #: False for a retry or replay of a MessageSid we already handled: nothing was done again.
+    fresh: bool
+    command: str
+
+
+async def receive(conn: AsyncConnection, sms: Sms, now: datetime) -> Received:
+    """Handle an SMS exactly once per MessageSid; a retry gets the first answer again."""
+    command = commands.parse(sms.body)
+    fresh, stored = await store.claim_message(conn, sms.sid, now)
+    if not fresh:
+        return Received(stored, False, type(command).__name__.lower())
+    reply = await _handle(conn, sms, command, now)
+    await store.save_reply(conn, sms.sid, reply)
+    return Received(reply, True, type(command).__name__.lower())
+
+
+async def _handle(conn: AsyncConnection, sms: Sms, command: commands.Command, now: datetime) -> str | None:
+    rows = await store.memberships(conn, sms.sender)
+    lang = rows[0]["language"] if rows else "nl"
+    if isinstance(command, Stop):
+        return await membership.stop(conn, sms.sender, rows, lang, now)
+    if isinstance(command, Start):
+        return await membership.start(conn, rows, lang, now)
+    if rows and all(r["status"] == MemberStatus.opted_out for r in rows):
+        return None  # after STOP: nothing until START
+    return await _dispatch(conn, sms, command, rows, lang, now)
+
+
+async def _dispatch(
+    conn: AsyncConnection, sms: Sms, command: commands.Command, rows: list[Row], lang: str, now: datetime
+) -> str | None:
+    match command:
+        case Join(code=code, name=name):
+            return await membership.join(conn, sms.sender, rows, code, name, lang, now)
+        case Leave(code=code):
+            return await membership.leave(conn, rows, code, lang, now)
+        case Help():
+            return messages.render("help", lang)
+        case Yes(number=None):
+            done = await membership.consent(conn, rows, now)
+            return done or messages.render("nothing_to_confirm", lang)
+        case Yes(number=int(number)):
+            return await membership.approve(conn, rows, number, lang, now)
+        case Ack() | Resolve():
+            return messages.render("answer_noted", lang)
+        case Signal(text=text):
+            return await _signal(conn, sms, rows, text, lang, now)
+    return None
+
+
+async def _signal(
+    conn: AsyncConnection, sms: Sms, rows: list[Row], text: str, lang: str, now: datetime
+) -> str | None:
+    if not rows:
+        hint = await store.claim_join_hint(conn, sms.sender, now, JOIN_HINT_EVERY_S)
+        return messages.render("join_instructions", lang) if hint else None
+    active = [r for r in rows if r["status"] == MemberStatus.active]
+    if not active:
+        return messages.render("still_pending", lang)
+    if not text.strip():
+        return messages.render("empty", lang)
+    intakes = []
+    for row in active:
+        group = await store.lock_group(conn, row["group_id"])
+        if group is None:
+            continue
+        intakes.append(
+            await signals.accept(
+                conn,
+                group=group,
+                member=row,
+                reporter_phone=sms.sender,
+                text=text,
+                channel="sms",
+                urgent=False,
+                now=now,
+                who=resident(row["id"], row["role"]),
+            )
+        )
+    return _signal_reply(intakes, lang)
+
+
+def _signal_reply(intakes: list[signals.Intake], lang: str) -> str | None:
+    if not intakes:
+        return None
+    first = intakes[0]
+    if first.repeat:
+        return messages.render("duplicate", lang, n=first.number)
+    if first.limited:
+        return messages.render("flood_limited", lang, n=first.number)
+    count = sum(intake.recipients for intake in intakes)
+    key = "signal_sent" if first.new_incident else "signal_joined"
+    reply = messages.render(key, lang, n=first.number, count=count)
+    return reply + messages.render("call_112", lang) if first.new_incident else reply

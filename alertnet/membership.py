@@ -1,0 +1,227 @@
+"""Membership by SMS: join with consent and approval, leave, STOP and START. Returns the reply text.
+
+Each function runs in the caller's transaction and audits what it changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from . import messages, recipients
+from .auth import PROVIDER, Actor, resident, stranger
+from .delivery import Purpose
+from .phones import mask
+from .schemas import JoinPolicy, MemberStatus
+from .store import audit, outbox
+from .store import signals as store
+from .store.tables import members
+
+Row = dict[str, Any]
+
+
+def _who(rows: list[Row]) -> Actor:
+    return resident(rows[0]["id"], rows[0]["role"]) if rows else stranger()
+
+
+async def _audit(conn: AsyncConnection, who: Actor, kind: str, row: Row, now: datetime, **data: Any) -> None:
+    await audit.append(
+        conn,
+        who=who,
+        type=kind,
+        at=now,
+        subject=f"member:{row['id']}",
+        neighbourhood_id=row["neighbourhood_id"],
+        data={"group_id": row["group_id"], **data},
+    )
+
+
+def _admitted(row: Row, now: datetime) -> Row:
+    """Status once consent and approval are both in (an open group approves itself)."""
+    approved = row["approved_at"] or (now if row["join_policy"] == JoinPolicy.open else None)
+    status = MemberStatus.active if row["consent_at"] and approved else MemberStatus.pending
+    return {"status": status, "approved_at": approved}
+
+
+async def join(
+    conn: AsyncConnection,
+    phone: str,
+    rows: list[Row],
+    code: str | None,
+    name: str | None,
+    lang: str,
+    now: datetime,
+) -> str:
+    if not code:
+        return messages.render("join_needs_code", lang)
+    group = await store.group_by_code(conn, code)
+    if group is None:
+        return messages.render("unknown_code", lang, code=code)
+    existing = next((r for r in rows if r["group_id"] == group["id"]), None)
+    if existing is not None:
+        if existing["status"] == MemberStatus.active:
+            return messages.render("already_member", existing["language"], group=group["name"])
+        if existing["consent_at"] is None:
+            return messages.render("join_rules", existing["language"], group=group["name"])
+        return messages.render("awaiting_approval", existing["language"], group=group["name"])
+    language = lang if rows else group["language"]
+    row = (
+        await conn.execute(
+            members.insert()
+            .values(
+                group_id=group["id"],
+                phone=phone,
+                name=name,
+                share_name=False,
+                language=language,
+                role="ally",
+                status=MemberStatus.pending,
+                created_at=now,
+            )
+            .returning(members.c.id)
+        )
+    ).scalar_one()
+    await _audit(
+        conn,
+        stranger(),
+        "member.joined",
+        {"id": row, "group_id": group["id"], "neighbourhood_id": group["neighbourhood_id"]},
+        now,
+        phone=mask(phone),
+        by="sms",
+    )
+    return messages.render("join_rules", language, group=group["name"])
+
+
+async def consent(conn: AsyncConnection, rows: list[Row], now: datetime) -> str | None:
+    """YES/JA: the sender accepts the rules of every group they asked to join."""
+    waiting = [r for r in rows if r["status"] == MemberStatus.pending and r["consent_at"] is None]
+    if not waiting:
+        return None
+    replies = []
+    for row in waiting:
+        row = {**row, "consent_at": now}
+        change = _admitted(row, now)
+        await conn.execute(members.update().where(members.c.id == row["id"]).values(consent_at=now, **change))
+        await _audit(
+            conn, resident(row["id"], row["role"]), "member.consented", row, now, status=change["status"]
+        )
+        if change["status"] == MemberStatus.active:
+            replies.append(messages.render("welcome", row["language"], group=row["group_name"]))
+        else:
+            await _ask_coordinators(conn, row, now)
+            replies.append(messages.render("awaiting_approval", row["language"], group=row["group_name"]))
+    return " ".join(replies)
+
+
+async def _ask_coordinators(conn: AsyncConnection, row: Row, now: datetime) -> None:
+    coordinators = recipients.coordinators(await store.group_members(conn, row["group_id"]))
+    await outbox.enqueue(
+        conn,
+        [
+            outbox.NewDelivery(
+                to=c["phone"],
+                purpose=Purpose.notice,
+                group_id=row["group_id"],
+                member_id=c["id"],
+                body=messages.render(
+                    "approve_request",
+                    c["language"],
+                    group=row["group_name"],
+                    name=row["name"] or "?",
+                    phone=mask(row["phone"]),
+                    id=row["id"],
+                ),
+            )
+            for c in coordinators
+        ],
+        now,
+    )
+
+
+async def approve(conn: AsyncConnection, rows: list[Row], member_id: int, lang: str, now: datetime) -> str:
+    """JA n from a coordinator: admit join request n of a group they coordinate."""
+    target = await store.membership(conn, member_id)
+    coordinates = {r["group_id"] for r in recipients.coordinators(rows)}
+    if target is None or target["group_id"] not in coordinates or target["status"] != MemberStatus.pending:
+        return messages.render("nothing_to_approve", lang, id=member_id)
+    return await admit(conn, _who([r for r in rows if r["group_id"] == target["group_id"]]), target, now)
+
+
+async def admit(conn: AsyncConnection, who: Any, target: Row, now: datetime) -> str:
+    """Approve a pending member (by SMS or the API); the member hears it once they are in."""
+    change = _admitted({**target, "approved_at": now}, now)
+    await conn.execute(members.update().where(members.c.id == target["id"]).values(**change))
+    await _audit(conn, who, "member.approved", target, now, status=change["status"])
+    if change["status"] == MemberStatus.active:
+        await outbox.enqueue(
+            conn,
+            [
+                outbox.NewDelivery(
+                    to=target["phone"],
+                    purpose=Purpose.notice,
+                    group_id=target["group_id"],
+                    member_id=target["id"],
+                    body=messages.render("welcome", target["language"], group=target["group_name"]),
+                )
+            ],
+            now,
+        )
+    return messages.render(
+        "approved",
+        target["language"],
+        name=target["name"] or mask(target["phone"]),
+        group=target["group_name"],
+    )
+
+
+async def leave(conn: AsyncConnection, rows: list[Row], code: str | None, lang: str, now: datetime) -> str:
+    if not code:
+        return messages.render("leave_needs_code", lang)
+    row = next((r for r in rows if (r["join_code"] or "") == code), None)
+    if row is None:
+        return messages.render("not_member", lang, code=code)
+    await conn.execute(members.delete().where(members.c.id == row["id"]))
+    await _audit(conn, resident(row["id"], row["role"]), "member.left", row, now)
+    return messages.render("left", row["language"], group=row["group_name"])
+
+
+async def stop(
+    conn: AsyncConnection, phone: str, rows: list[Row], lang: str, now: datetime, who: Actor | None = None
+) -> str | None:
+    """Opt out of everything; the one confirmation, and nothing more until START."""
+    changed = [r for r in rows if r["status"] != MemberStatus.opted_out]
+    if rows and not changed:
+        return None
+    await conn.execute(members.update().where(members.c.phone == phone).values(status=MemberStatus.opted_out))
+    for row in changed:
+        await _audit(conn, who or resident(row["id"], row["role"]), "member.opted_out", row, now)
+    return messages.render("stopped", lang)
+
+
+async def carrier_opt_out(conn: AsyncConnection, phone: str, now: datetime) -> None:
+    """The carrier reported a STOP (error 21610): the same as the member texting STOP to us."""
+    await stop(conn, phone, await store.memberships(conn, phone), "nl", now, who=PROVIDER)
+
+
+async def start(conn: AsyncConnection, rows: list[Row], lang: str, now: datetime) -> str | None:
+    stopped = [r for r in rows if r["status"] == MemberStatus.opted_out]
+    if not stopped:
+        return messages.render("started", lang) if rows else None
+    for row in stopped:
+        change = _admitted(row, now)
+        await conn.execute(members.update().where(members.c.id == row["id"]).values(status=change["status"]))
+        await _audit(
+            conn, resident(row["id"], row["role"]), "member.opted_in", row, now, status=change["status"]
+        )
+    return messages.render("started", lang)
+
+
+async def count_active(conn: AsyncConnection, group_id: int) -> int:
+    query = sa.select(sa.func.count()).where(
+        members.c.group_id == group_id, members.c.status == MemberStatus.active
+    )
+    return int(await conn.scalar(query) or 0)

@@ -1,0 +1,204 @@
+"""The sender: claims due outbox jobs, hands them to the provider at the configured pace, records outcomes.
+
+A slot is held from the moment a job is sent until its outcome is committed, so after a
+crash at most `concurrency` messages can have gone out without a record: those, and only
+those, may be sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from . import delivery
+from .delivery import VALIDITY_S, GiveUp
+from .metrics import Metrics
+from .providers import Outgoing, Provider, SendFailed
+from .store import outbox
+
+log = structlog.get_logger("alertnet.sender")
+LEASE_S = 120.0
+POLL_S = 1.0
+#: Called in the recording transaction for a recipient who opted out at the carrier.
+OptOutHook = Callable[[AsyncConnection, str, datetime], Awaitable[None]]
+
+
+class RateLimiter:
+    """Hands out send times at `rate` units a second (GCRA), allowing a short burst."""
+
+    def __init__(
+        self, rate: float, burst_s: float = 0.2, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = 1.0 / rate
+        self.burst_s = burst_s
+        self.clock = clock
+        self.next_at = 0.0
+
+    def reserve(self, units: int) -> float:
+        """Book `units`; returns how long to wait before using them."""
+        now = self.clock()
+        start = max(now, self.next_at)
+        self.next_at = start + units * self.interval
+        return max(0.0, start - now - self.burst_s)
+
+    async def acquire(self, units: int) -> None:
+        wait = self.reserve(units)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class Sender:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        provider: Provider,
+        *,
+        rate: float,
+        concurrency: int,
+        public_url: str,
+        clock: Callable[[], datetime],
+        metrics: Metrics,
+        on_opt_out: OptOutHook | None = None,
+    ) -> None:
+        self.engine = engine
+        self.provider = provider
+        self.limiter = RateLimiter(rate)
+        self.concurrency = concurrency
+        self.slots = asyncio.Semaphore(concurrency)
+        self.public_url = public_url
+        self.clock = clock
+        self.metrics = metrics
+        self.on_opt_out = on_opt_out
+        self.wake = asyncio.Event()
+        self.outcomes: list[outbox.Outcome] = []
+        self.have_outcomes = asyncio.Event()
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.stopping = False
+        # Claim no more than can be sent well within the lease.
+        self.claim_limit = max(1, min(concurrency, int(rate * LEASE_S / 4)))
+
+    def notify(self) -> None:
+        """New jobs were committed: look now rather than at the next poll."""
+        self.wake.set()
+
+    async def run(self) -> None:
+        recorder = asyncio.create_task(self._record_loop(), name="alertnet-recorder")
+        try:
+            while not self.stopping:
+                self.wake.clear()
+                jobs = await self._claim()
+                for job in jobs:
+                    await self.slots.acquire()
+                    task = asyncio.create_task(self._attempt(job))
+                    self.in_flight.add(task)
+                    task.add_done_callback(self.in_flight.discard)
+                if not jobs:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), POLL_S)
+        finally:
+            await self._drain(recorder)
+
+    async def stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+
+    async def _drain(self, recorder: asyncio.Task[None]) -> None:
+        """Let sends in flight finish and their outcomes commit, so a restart sends nothing twice."""
+        if self.in_flight:
+            await asyncio.wait(self.in_flight, timeout=20)
+        while self.outcomes:
+            self.have_outcomes.set()
+            await asyncio.sleep(0.01)
+        recorder.cancel()
+        await asyncio.gather(recorder, return_exceptions=True)
+
+    async def _claim(self) -> list[outbox.Job]:
+        try:
+            async with self.engine.begin() as conn:
+                jobs = await outbox.claim_due_jobs(conn, self.clock(), self.claim_limit, LEASE_S)
+        except Exception:
+            log.exception("outbox_claim_failed")
+            await asyncio.sleep(POLL_S)
+            return []
+        for job in jobs:
+            if job.unrecorded_attempt:
+                # The last attempt's outcome was lost in a crash: this send may be a duplicate.
+                self.metrics.possible_duplicates.inc()
+        return jobs
+
+    def _callback(self, job: outbox.Job) -> str | None:
+        return f"{self.public_url}/sms/status?d={job.delivery_id}" if self.provider.calls_back else None
+
+    async def _attempt(self, job: outbox.Job) -> None:
+        outcome: outbox.Outcome
+        try:
+            await self.limiter.acquire(max(1, job.segments))
+            started = time.perf_counter()
+            message = Outgoing(job.to, job.body, self._callback(job), VALIDITY_S[job.purpose])
+            accepted = await self.provider.send(message)
+            self.metrics.send_latency.observe(time.perf_counter() - started)
+            status = delivery.PROVIDER_STATUS.get(accepted.status, delivery.Status.queued)
+            outcome = outbox.Sent(job, accepted.sid, status, accepted.segments)
+            self.metrics.sms.labels(job.purpose, "accepted").inc()
+            self.metrics.segments.labels(job.purpose).inc(accepted.segments)
+        except SendFailed as exc:
+            outcome = self._failed(job, exc)
+        except Exception as exc:  # a provider bug must not lose the job: retry it later
+            log.exception("provider_error", delivery_id=job.delivery_id)
+            outcome = self._failed(job, SendFailed(type(exc).__name__, permanent=False))
+        self.outcomes.append(outcome)
+        self.have_outcomes.set()
+
+    def _failed(self, job: outbox.Job, exc: SendFailed) -> outbox.Failed:
+        decision = delivery.after_failure(
+            attempts=job.attempts,
+            permanent=exc.permanent,
+            retry_after_s=exc.retry_after_s,
+            jitter=random.random(),
+        )
+        if isinstance(decision, GiveUp):
+            self.metrics.sms.labels(job.purpose, "failed").inc()
+            log.warning(
+                "sms_failed",
+                delivery_id=job.delivery_id,
+                code=exc.code,
+                reason=decision.reason,
+                to=job.to,
+                attempts=job.attempts,
+            )
+            return outbox.Failed(job, exc.code, None)
+        self.metrics.sms.labels(job.purpose, "retried").inc()
+        return outbox.Failed(job, exc.code, self.clock() + timedelta(seconds=decision.delay_s))
+
+    async def _record_loop(self) -> None:
+        while True:
+            await self.have_outcomes.wait()
+            self.have_outcomes.clear()
+            batch, self.outcomes = self.outcomes, []
+            if not batch:
+                continue
+            try:
+                await self._record(batch)
+            except Exception:
+                log.exception("outbox_record_failed", outcomes=len(batch))
+                self.outcomes = batch + self.outcomes
+                await asyncio.sleep(0.5)
+                self.have_outcomes.set()
+                continue
+            for _ in batch:
+                self.slots.release()
+
+    async def _record(self, batch: list[outbox.Outcome]) -> None:
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            opted_out = await outbox.record_outcomes(conn, batch, now)
+            if opted_out and self.on_opt_out is not None:
+                for phone in opted_out:
+                    await self.on_opt_out(conn, phone, now)

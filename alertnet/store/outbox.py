@@ -1,0 +1,222 @@
+"""Deliveries and the outbox: enqueue, claim under a lease, record outcomes, apply status callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .. import delivery, gsm
+from ..delivery import Priority, Purpose, Status
+from .tables import deliveries, members, outbox
+
+#: Rank of a stored status, in SQL, so "forward only" holds inside one UPDATE.
+_RANK_SQL = sa.case(
+    {status.value: delivery.rank(status) for status in Status}, value=deliveries.c.status, else_=0
+)
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    to: str
+    body: str
+    purpose: Purpose
+    incident_id: int | None = None
+    group_id: int | None = None
+    member_id: int | None = None
+    responder_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    delivery_id: int
+    #: Attempts including this one.
+    attempts: int
+    to: str
+    body: str
+    segments: int
+    purpose: Purpose
+    #: The delivery had an attempt whose outcome was never recorded (a crash): maybe a duplicate.
+    unrecorded_attempt: bool
+
+
+async def enqueue(conn: AsyncConnection, items: Sequence[NewDelivery], now: datetime) -> list[int]:
+    """Store deliveries and their outbox jobs in the caller's transaction; returns delivery ids."""
+    if not items:
+        return []
+    rows = [
+        {
+            "incident_id": item.incident_id,
+            "group_id": item.group_id,
+            "recipient_phone": item.to,
+            "member_id": item.member_id,
+            "responder_id": item.responder_id,
+            "purpose": item.purpose,
+            "body": item.body,
+            "segments": gsm.segments(item.body),
+            "status": Status.pending,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for item in items
+    ]
+    result = await conn.execute(
+        deliveries.insert().returning(deliveries.c.id, sort_by_parameter_order=True), rows
+    )
+    ids = list(result.scalars())
+    await conn.execute(
+        outbox.insert(),
+        [
+            {"delivery_id": did, "priority": Priority[item.purpose], "due_at": now, "attempts": 0}
+            for did, item in zip(ids, items, strict=True)
+        ],
+    )
+    return ids
+
+
+async def claim_due_jobs(conn: AsyncConnection, now: datetime, limit: int, lease_s: float) -> list[Job]:
+    """Take up to `limit` due jobs, most urgent first, leased so a crashed worker's jobs come back."""
+    due = (
+        sa.select(outbox.c.id)
+        .where(outbox.c.due_at <= now, sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now))
+        .order_by(outbox.c.priority, outbox.c.due_at, outbox.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = (
+        await conn.execute(
+            outbox.update()
+            .where(outbox.c.id.in_(due.scalar_subquery()))
+            .values(lease_until=now + timedelta(seconds=lease_s), attempts=outbox.c.attempts + 1)
+            .returning(outbox.c.id, outbox.c.delivery_id, outbox.c.attempts)
+        )
+    ).all()
+    if not claimed:
+        return []
+    by_delivery = {row.delivery_id: row for row in claimed}
+    details = await conn.execute(
+        sa.select(
+            deliveries.c.id,
+            deliveries.c.recipient_phone,
+            deliveries.c.body,
+            deliveries.c.segments,
+            deliveries.c.purpose,
+            deliveries.c.attempts,
+        ).where(deliveries.c.id.in_(by_delivery))
+    )
+    jobs = [
+        Job(
+            id=by_delivery[d.id].id,
+            delivery_id=d.id,
+            attempts=by_delivery[d.id].attempts,
+            to=d.recipient_phone,
+            body=d.body,
+            segments=d.segments,
+            purpose=Purpose(d.purpose),
+            unrecorded_attempt=by_delivery[d.id].attempts - 1 > d.attempts,
+        )
+        for d in details
+    ]
+    return sorted(jobs, key=lambda job: (Priority[job.purpose], job.id))
+
+
+@dataclass(frozen=True)
+class Sent:
+    job: Job
+    sid: str
+    status: Status
+    segments: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    job: Job
+    code: str | None
+    #: None: give up; otherwise try again at this time.
+    retry_at: datetime | None
+
+
+Outcome = Sent | Failed
+
+
+async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome], now: datetime) -> list[str]:
+    """Write a batch of attempt outcomes; returns the phones that opted out at the carrier."""
+    opted_out: list[str] = []
+    done = [o.job.id for o in outcomes if isinstance(o, Sent) or o.retry_at is None]
+    for outcome in outcomes:
+        await _record(conn, outcome, now)
+        if isinstance(outcome, Failed) and outcome.code in delivery.OPT_OUT_CODES:
+            opted_out.append(outcome.job.to)
+    if done:
+        await conn.execute(outbox.delete().where(outbox.c.id.in_(done)))
+    return opted_out
+
+
+async def _record(conn: AsyncConnection, outcome: Outcome, now: datetime) -> None:
+    job = outcome.job
+    common: dict[str, Any] = {"attempts": job.attempts, "updated_at": now}
+    query = deliveries.update().where(deliveries.c.id == job.delivery_id)
+    if isinstance(outcome, Sent):
+        await conn.execute(query.values(provider_sid=outcome.sid, segments=outcome.segments, **common))
+        await _advance(conn, job.delivery_id, outcome.status, None, now)
+    elif outcome.retry_at is None:
+        await conn.execute(query.values(error_code=outcome.code, **common))
+        await _advance(conn, job.delivery_id, Status.failed, outcome.code, now)
+    else:
+        await conn.execute(query.values(error_code=outcome.code, **common))
+        await conn.execute(
+            outbox.update().where(outbox.c.id == job.id).values(due_at=outcome.retry_at, lease_until=None)
+        )
+
+
+async def _advance(
+    conn: AsyncConnection, delivery_id: int, status: Status, error_code: str | None, now: datetime
+) -> bool:
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if error_code is not None:
+        values["error_code"] = error_code
+    result = await conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id == delivery_id, _RANK_SQL < delivery.rank(status))
+        .values(**values)
+    )
+    return bool(result.rowcount)
+
+
+async def record_status(
+    conn: AsyncConnection,
+    *,
+    delivery_id: int | None,
+    sid: str,
+    status: Status,
+    error_code: str | None,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """Apply a provider status callback, forward only; returns the delivery when it moved."""
+    where = deliveries.c.id == delivery_id if delivery_id is not None else deliveries.c.provider_sid == sid
+    row = (await conn.execute(sa.select(deliveries).where(where))).first()
+    if row is None or (row.provider_sid not in (None, sid)):
+        return None
+    if not await _advance(conn, row.id, status, error_code, now):
+        return None
+    return dict(row._mapping) | {"status": status, "error_code": error_code}
+
+
+async def opt_out(conn: AsyncConnection, phone: str) -> int:
+    """Every membership of this phone stops receiving; returns how many changed."""
+    result = await conn.execute(
+        members.update()
+        .where(members.c.phone == phone, members.c.status != "opted_out")
+        .values(status="opted_out")
+    )
+    return result.rowcount or 0
+
+
+async def pending_count(conn: AsyncConnection) -> int:
+    return int(await conn.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)

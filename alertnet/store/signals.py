@@ -1,0 +1,201 @@
+"""Inbound messages, memberships by phone, incidents and signals: what the alert loop reads and writes."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..incidents import State
+from .tables import groups, idempotency_keys, inbound_messages, incidents, join_hints, members, neighbourhoods
+from .tables import signals as signals_table
+
+Row = dict[str, Any]
+
+
+async def insert_once(conn: AsyncConnection, table: sa.Table, values: Row) -> bool:
+    """Insert unless the key exists; False when it did. Concurrent twins wait, then find it."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    result = await conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)
+
+
+async def claim_message(conn: AsyncConnection, sid: str, now: datetime) -> tuple[bool, str | None]:
+    """Claim a MessageSid: (True, None) the first time; (False, the reply we gave) for a retry or replay."""
+    if await insert_once(conn, inbound_messages, {"message_sid": sid, "received_at": now}):
+        return True, None
+    reply = await conn.scalar(
+        sa.select(inbound_messages.c.reply).where(inbound_messages.c.message_sid == sid)
+    )
+    return False, reply
+
+
+async def save_reply(conn: AsyncConnection, sid: str, reply: str | None) -> None:
+    await conn.execute(
+        inbound_messages.update().where(inbound_messages.c.message_sid == sid).values(reply=reply)
+    )
+
+
+_MEMBERSHIP = (
+    sa.select(
+        members,
+        groups.c.name.label("group_name"),
+        groups.c.join_code,
+        groups.c.join_policy,
+        groups.c.escalation,
+        groups.c.neighbourhood_id,
+    )
+    .join(groups, groups.c.id == members.c.group_id)
+    .where(groups.c.deleted_at.is_(None))
+)
+
+
+async def memberships(conn: AsyncConnection, phone: str) -> list[Row]:
+    """Every membership of a phone number, with its group."""
+    rows = await conn.execute(_MEMBERSHIP.where(members.c.phone == phone).order_by(members.c.id))
+    return [dict(row._mapping) for row in rows]
+
+
+async def membership(conn: AsyncConnection, member_id: int) -> Row | None:
+    row = (await conn.execute(_MEMBERSHIP.where(members.c.id == member_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def group_by_code(conn: AsyncConnection, code: str) -> Row | None:
+    query = (
+        sa.select(groups, neighbourhoods.c.language)
+        .join(neighbourhoods, neighbourhoods.c.id == groups.c.neighbourhood_id)
+        .where(groups.c.join_code == code.upper(), groups.c.deleted_at.is_(None))
+    )
+    row = (await conn.execute(query)).first()
+    return dict(row._mapping) if row else None
+
+
+async def group_members(conn: AsyncConnection, group_id: int) -> list[Row]:
+    query = sa.select(members).where(members.c.group_id == group_id).order_by(members.c.id)
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def lock_group(conn: AsyncConnection, group_id: int) -> Row | None:
+    """The live group, locked for this transaction on PostgreSQL: its incident numbers stay in order."""
+    query = sa.select(groups).where(groups.c.id == group_id, groups.c.deleted_at.is_(None)).with_for_update()
+    row = (await conn.execute(query)).first()
+    return dict(row._mapping) if row else None
+
+
+async def latest_unresolved(conn: AsyncConnection, group_id: int) -> Row | None:
+    query = (
+        sa.select(incidents)
+        .where(incidents.c.group_id == group_id, incidents.c.state != State.resolved)
+        .order_by(incidents.c.last_signal_at.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(query)).first()
+    return dict(row._mapping) if row else None
+
+
+async def open_incident(conn: AsyncConnection, group_id: int, policy: Row, now: datetime) -> Row:
+    """A new incident, numbered after the group's last one, with the policy as it is now."""
+    last = await conn.scalar(
+        sa.select(sa.func.max(incidents.c.number)).where(incidents.c.group_id == group_id)
+    )
+    row = (
+        await conn.execute(
+            incidents.insert()
+            .values(
+                group_id=group_id,
+                number=(last or 0) + 1,
+                state=State.open,
+                policy=policy,
+                opened_at=now,
+                last_signal_at=now,
+            )
+            .returning(incidents)
+        )
+    ).one()
+    return dict(row._mapping)
+
+
+async def touch_incident(conn: AsyncConnection, incident_id: int, now: datetime) -> None:
+    await conn.execute(incidents.update().where(incidents.c.id == incident_id).values(last_signal_at=now))
+
+
+async def add_signal(conn: AsyncConnection, values: Row) -> int:
+    result = await conn.execute(signals_table.insert().values(**values).returning(signals_table.c.id))
+    return int(result.scalar_one())
+
+
+async def recent_signals(conn: AsyncConnection, group_id: int, member_id: int, since: datetime) -> list[Row]:
+    """A member's signals to a group since a time, newest first."""
+    query = (
+        sa.select(
+            signals_table.c.id, signals_table.c.incident_id, signals_table.c.text, signals_table.c.received_at
+        )
+        .where(
+            signals_table.c.group_id == group_id,
+            signals_table.c.member_id == member_id,
+            signals_table.c.received_at >= since,
+        )
+        .order_by(signals_table.c.received_at.desc())
+    )
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def incident_number(conn: AsyncConnection, incident_id: int) -> int:
+    return int(await conn.scalar(sa.select(incidents.c.number).where(incidents.c.id == incident_id)) or 0)
+
+
+def _phone_hash(phone: str) -> str:
+    return hashlib.sha256(f"alertnet-hint:{phone}".encode()).hexdigest()
+
+
+async def claim_join_hint(conn: AsyncConnection, phone: str, now: datetime, every_s: int) -> bool:
+    """Whether an unknown number may get the join instructions now (at most once per `every_s`)."""
+    key = _phone_hash(phone)
+    if await insert_once(conn, join_hints, {"phone_hash": key, "sent_at": now}):
+        return True
+    sent_at = await conn.scalar(sa.select(join_hints.c.sent_at).where(join_hints.c.phone_hash == key))
+    if sent_at is not None and (now - sent_at).total_seconds() < every_s:
+        return False
+    await conn.execute(join_hints.update().where(join_hints.c.phone_hash == key).values(sent_at=now))
+    return True
+
+
+async def find_idempotent(conn: AsyncConnection, scope: str, key: str, since: datetime) -> Row | None:
+    query = sa.select(idempotency_keys).where(
+        idempotency_keys.c.scope == scope,
+        idempotency_keys.c.key == key,
+        idempotency_keys.c.created_at >= since,
+    )
+    row = (await conn.execute(query)).first()
+    return dict(row._mapping) if row else None
+
+
+async def save_idempotent(
+    conn: AsyncConnection, scope: str, key: str, request_hash: str, response: Row, now: datetime
+) -> None:
+    await conn.execute(
+        idempotency_keys.delete().where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+    )
+    await conn.execute(
+        idempotency_keys.insert().values(
+            scope=scope, key=key, request_hash=request_hash, response=response, created_at=now
+        )
+    )
+
+
+async def purge_before(conn: AsyncConnection, day_ago: datetime, sids_before: datetime) -> int:
+    """Forget idempotency keys and join hints from before `day_ago`, MessageSids from before `sids_before`."""
+    removed = 0
+    for table, column, before in (
+        (idempotency_keys, idempotency_keys.c.created_at, day_ago),
+        (join_hints, join_hints.c.sent_at, day_ago),
+        (inbound_messages, inbound_messages.c.received_at, sids_before),
+    ):
+        result = await conn.execute(table.delete().where(column < before))
+        removed += result.rowcount or 0
+    return removed

@@ -1,0 +1,167 @@
+"""Signals coming in: Twilio's inbound and status webhooks, and the JSON signal API."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from . import delivery, inbound, keys, membership, phones, signals
+from .bodies import json_body
+from .errors import BadInput, Forbidden, NotFound, Unprocessable, UnsupportedMediaType
+from .middleware import principal
+from .schemas import SignalAccepted, SignalIn
+from .store import outbox
+from .store import signals as store
+
+log = structlog.get_logger("alertnet.webhooks")
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+async def _twilio_form(request: web.Request) -> dict[str, str]:
+    """The posted form, after checking Twilio's signature against the URL Twilio called."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("Twilio posts application/x-www-form-urlencoded")
+    form = {key: str(value) for key, value in (await request.post()).items()}
+    settings = request.app[keys.settings]
+    if settings.twilio_auth_token is not None:
+        url = settings.effective_public_url + request.path_qs
+        signature = request.headers.get("X-Twilio-Signature", "")
+        validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+        if not signature or not validator.validate(url, form, signature):
+            log.warning("twilio_signature_invalid", path=request.path)
+            raise Forbidden("missing or invalid X-Twilio-Signature")
+    return form
+
+
+def _required(form: dict[str, str], name: str) -> str:
+    value = form.get(name, "").strip()
+    if not value:
+        raise BadInput(f"{name}: required", field=name)
+    return value
+
+
+def _twiml(text: str | None) -> web.Response:
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return web.Response(text=str(response), content_type="text/xml")
+
+
+async def sms_inbound(request: web.Request) -> web.Response:
+    form = await _twilio_form(request)
+    sid = _required(form, "MessageSid")
+    try:
+        sender = phones.from_provider(_required(form, "From"))
+    except phones.InvalidPhone:
+        log.info("sms_from_non_phone_ignored")
+        return _twiml(None)
+    sms = inbound.Sms(sid=sid, sender=sender, to=form.get("To", ""), body=form.get("Body", ""))
+    async with request.app[keys.engine].begin() as conn:
+        received = await inbound.receive(conn, sms, request.app[keys.clock]())
+    request.app[keys.sender].notify()
+    request.app[keys.metrics].inbound.labels(received.command, "new" if received.fresh else "replay").inc()
+    log.info("sms_received", command=received.command, fresh=received.fresh, sender=sender)
+    return _twiml(received.reply)
+
+
+async def sms_status(request: web.Request) -> web.Response:
+    form = await _twilio_form(request)
+    sid = _required(form, "MessageSid")
+    word = _required(form, "MessageStatus")
+    status = delivery.PROVIDER_STATUS.get(word)
+    delivery_id = request.query.get("d", "")
+    if status is None:
+        return web.Response(status=204)
+    now = request.app[keys.clock]()
+    async with request.app[keys.engine].begin() as conn:
+        moved = await outbox.record_status(
+            conn,
+            delivery_id=int(delivery_id) if delivery_id.isdigit() and len(delivery_id) < 19 else None,
+            sid=sid,
+            status=status,
+            error_code=form.get("ErrorCode") or None,
+            now=now,
+        )
+        if moved and moved["error_code"] in delivery.OPT_OUT_CODES:
+            await membership.carrier_opt_out(conn, moved["recipient_phone"], now)
+    log.info("sms_status", status=word, moved=moved is not None, error_code=form.get("ErrorCode"))
+    return web.Response(status=204)
+
+
+def _request_hash(body: SignalIn) -> str:
+    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 255 and key.isprintable()):
+        raise BadInput("Idempotency-Key: 1 to 255 printable characters", field="Idempotency-Key")
+    return key
+
+
+async def post_signal(request: web.Request) -> web.Response:
+    body = await json_body(request, SignalIn)
+    key = _idempotency_key(request)
+    who = principal(request)
+    now = request.app[keys.clock]()
+    async with request.app[keys.engine].begin() as conn:
+        if key is not None:
+            replay = await _replay(conn, who.actor, key, _request_hash(body), now)
+            if replay is not None:
+                return web.json_response(replay, status=202)
+        answer = await _accept(conn, request, body, now)
+        if key is not None:
+            await store.save_idempotent(conn, who.actor, key, _request_hash(body), answer, now)
+    request.app[keys.sender].notify()
+    return web.json_response(answer, status=202)
+
+
+async def _replay(
+    conn: AsyncConnection, scope: str, key: str, request_hash: str, now: Any
+) -> dict[str, Any] | None:
+    """The first answer to this key, if it is less than a day old; 422 if the body differs."""
+    found = await store.find_idempotent(conn, scope, key, now - IDEMPOTENCY_TTL)
+    if found is None:
+        return None
+    if found["request_hash"] != request_hash:
+        raise Unprocessable("Idempotency-Key was already used with a different body", field="Idempotency-Key")
+    stored: dict[str, Any] = found["response"]
+    return stored
+
+
+async def _accept(conn: AsyncConnection, request: web.Request, body: SignalIn, now: Any) -> dict[str, Any]:
+    who = principal(request)
+    group = await store.lock_group(conn, body.group_id)
+    if group is None or not who.sees(group["neighbourhood_id"]) or who.group_id not in (None, group["id"]):
+        raise NotFound("no such group", field="group_id")
+    member = None
+    if body.reporter_phone is not None:
+        member = next(
+            (r for r in await store.memberships(conn, body.reporter_phone) if r["group_id"] == group["id"]),
+            None,
+        )
+    intake = await signals.accept(
+        conn,
+        group=group,
+        member=member,
+        reporter_phone=body.reporter_phone,
+        text=body.text,
+        channel="api",
+        urgent=body.urgent,
+        now=now,
+        who=who,
+    )
+    return SignalAccepted(
+        signal_id=intake.signal_id,
+        incident_id=intake.incident_id,
+        number=intake.number,
+        new_incident=intake.new_incident,
+        recipients=intake.recipients,
+    ).model_dump(mode="json")

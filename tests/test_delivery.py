@@ -1,0 +1,62 @@
+"""Delivery rules: status moves forward only; retries back off, honour Retry-After, and end."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alertnet.delivery import MAX_ATTEMPTS, MAX_DELAY_S, GiveUp, Retry, Status, advances, after_failure
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "moves"),
+    [
+        ("pending", "queued", True),
+        ("queued", "sent", True),
+        ("sent", "delivered", True),
+        ("delivered", "sent", False),
+        ("delivered", "queued", False),
+        ("sent", "sent", False),
+        ("sent", "undelivered", True),
+        ("delivered", "failed", False),
+        ("failed", "delivered", False),
+    ],
+)
+def test_status_moves_forward_only(current: str, new: str, moves: bool) -> None:
+    """Out-of-order and repeated callbacks never move a delivery back."""
+    assert advances(current, new) is moves
+
+
+@given(st.lists(st.sampled_from(list(Status)), min_size=1, max_size=10))
+def test_any_callback_order_ends_at_the_furthest_state(events: list[Status]) -> None:
+    """Applying callbacks in any order leaves the delivery at the furthest rank reached."""
+    state = Status.pending
+    for event in events:
+        if advances(state, event):
+            state = event
+    assert not any(advances(state, event) for event in events)
+
+
+def test_permanent_errors_are_never_retried() -> None:
+    """An invalid number or a carrier STOP ends at once."""
+    assert after_failure(attempts=1, permanent=True, retry_after_s=None, jitter=0.5) == GiveUp("permanent")
+
+
+def test_transient_errors_end_after_max_attempts() -> None:
+    """A provider that never recovers does not clog the workers forever."""
+    assert isinstance(
+        after_failure(attempts=MAX_ATTEMPTS, permanent=False, retry_after_s=None, jitter=0), GiveUp
+    )
+
+
+@given(st.integers(1, MAX_ATTEMPTS - 1), st.floats(0, 1, exclude_max=True), st.none() | st.floats(0, 3600))
+def test_backoff_bounded_and_honours_retry_after(
+    attempts: int, jitter: float, retry_after: float | None
+) -> None:
+    """The delay grows with attempts, stays under the cap, and never undercuts Retry-After."""
+    decision = after_failure(attempts=attempts, permanent=False, retry_after_s=retry_after, jitter=jitter)
+    assert isinstance(decision, Retry)
+    assert decision.delay_s >= (retry_after or 0)
+    assert decision.delay_s <= max(MAX_DELAY_S, retry_after or 0)
+    assert decision.delay_s >= min(MAX_DELAY_S, 2 ** (attempts - 1)) / 2
