@@ -31,6 +31,19 @@ def mask_phones(
     return event_dict
 
 
+class CurrentStderr:
+    """Whatever sys.stderr is at the time of writing (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog: one line per event on stderr (or `stream`)."""
     out = stream or sys.stderr

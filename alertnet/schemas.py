@@ -244,7 +244,7 @@ class SignalIn(Body):
     reporter_phone: Phone | None = Field(
         None, description="the resident who reports; never shown to the group"
     )
-    urgent: bool = False
+    urgent: bool = Field(False, strict=True)
 
 
 class SignalAccepted(Out):

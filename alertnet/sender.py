@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from . import delivery
 from .delivery import VALIDITY_S, GiveUp
 from .metrics import Metrics
+from .phones import mask
 from .providers import Outgoing, Provider, SendFailed
 from .store import outbox
 
@@ -170,7 +171,7 @@ class Sender:
                 delivery_id=job.delivery_id,
                 code=exc.code,
                 reason=decision.reason,
-                to=job.to,
+                to=mask(job.to),
                 attempts=job.attempts,
             )
             return outbox.Failed(job, exc.code, None)

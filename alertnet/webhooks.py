@@ -67,7 +67,7 @@ async def sms_inbound(request: web.Request) -> web.Response:
         received = await inbound.receive(conn, sms, request.app[keys.clock]())
     request.app[keys.sender].notify()
     request.app[keys.metrics].inbound.labels(received.command, "new" if received.fresh else "replay").inc()
-    log.info("sms_received", command=received.command, fresh=received.fresh, sender=sender)
+    log.info("sms_received", command=received.command, fresh=received.fresh, sender=phones.mask(sender))
     return _twiml(received.reply)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from alertnet import logs
 from alertnet.app import create_app
 from alertnet.settings import Settings
 
@@ -17,6 +18,16 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 Client = TestClient[Any, Any]
+
+
+def production_logging() -> None:
+    """The pipeline `alertnet serve` uses (masking included), writing to pytest's captured stderr."""
+    logs.configure("debug", "json", stream=logs.CurrentStderr())  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _logging() -> None:
+    production_logging()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import structlog
 
 from alertnet import logs
 
-from .conftest import Client, call
+from .conftest import Client, call, production_logging
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def log_stream() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     logs.configure("debug", "json", stream=stream)
     yield stream
-    structlog.reset_defaults()
+    production_logging()
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, object]]:

@@ -41,8 +41,17 @@ def test_sanitized_is_always_gsm(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "parts"),
-    [("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3), ("€" * 80, 1), ("€" * 81, 2),
-     ("ë" * 70, 1), ("ë" * 71, 2), ("", 1)],
+    [
+        ("a" * 160, 1),
+        ("a" * 161, 2),
+        ("a" * 306, 2),
+        ("a" * 307, 3),
+        ("€" * 80, 1),
+        ("€" * 81, 2),
+        ("ë" * 70, 1),
+        ("ë" * 71, 2),
+        ("", 1),
+    ],
 )
 def test_segments(text: str, parts: int) -> None:
     """160/153 for GSM-7 (extension characters count twice), 70/67 for UCS-2."""

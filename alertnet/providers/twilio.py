@@ -41,16 +41,22 @@ class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     """Sends to the configured base URL; 429 and 5xx become retryable failures with Retry-After."""
 
     def __init__(self, base_url: str, timeout_s: float) -> None:
-        super().__init__(timeout=None)
+        # Our own session: one pool for all sends, with a total time-out per request.
+        super().__init__(pool_connections=False)
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
         self.base_url = base_url
-        self.client_timeout = aiohttp.ClientTimeout(total=timeout_s)
 
-    async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+    async def request(self, method: str, url: str, **kwargs: Any) -> Response:
         if url.startswith(TWILIO_API):
             url = self.base_url + url[len(TWILIO_API) :]
-        kwargs["timeout"] = self.client_timeout
+        # aiohttp 3.14 deprecates auth=; twilio-python still passes it. Send the header ourselves.
+        auth = kwargs.pop("auth", None)
+        if auth is not None:
+            headers = dict(kwargs.get("headers") or {})
+            headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
+            kwargs["headers"] = headers
         try:
-            response: Response = await super().request(method, url, *args, **kwargs)
+            response: Response = await super().request(method, url, **kwargs)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SendFailed(f"no answer from Twilio: {type(exc).__name__}", permanent=False) from exc
         if response.status_code == 429 or response.status_code >= 500:

@@ -1,0 +1,92 @@
+"""Helpers for alert-loop tests: a group of allies, SMS as Twilio posts them, waiting for the fake."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from alertnet import keys, twiliosim
+from alertnet.store import db
+
+from .conftest import Client, call
+from .fake_twilio import AUTH_TOKEN
+
+#: The URL Twilio calls: not the test server's socket, as behind a reverse proxy.
+PUBLIC_URL = "https://alertnet.example.org"
+
+
+def ally(n: int) -> str:
+    return f"+316100{n:05d}"
+
+
+async def make_group(
+    client: Client,
+    allies: int,
+    *,
+    join_code: str = "MOLEN",
+    join_policy: str = "approval",
+    coordinator: str | None = None,
+    name: str = "Molenwijk Noord",
+) -> dict[str, Any]:
+    """A neighbourhood with one group of `allies` active members (ally(0) ... ally(n-1))."""
+    hood = await call(client, "POST", "/api/v1/neighbourhoods", {"name": "Molenwijk"}, expect=201)
+    group = await call(
+        client,
+        "POST",
+        f"/api/v1/neighbourhoods/{hood['id']}/groups",
+        {"name": name, "join_code": join_code, "join_policy": join_policy},
+        expect=201,
+    )
+    for n in range(allies):
+        await call(client, "POST", f"/api/v1/groups/{group['id']}/members", {"phone": ally(n)}, expect=201)
+    if coordinator:
+        await call(
+            client,
+            "POST",
+            f"/api/v1/groups/{group['id']}/members",
+            {"phone": coordinator, "role": "coordinator", "name": "Fatima"},
+            expect=201,
+        )
+    return group
+
+
+async def sms(
+    client: Client, sender: str, text: str, *, sid: str | None = None, token: str | None = AUTH_TOKEN
+) -> tuple[int, list[str]]:
+    """Post an inbound SMS signed for the public URL; returns the status and the replies."""
+    form = twiliosim.inbound_form(sender, text, sid=sid)
+    headers = twiliosim.headers(PUBLIC_URL + "/sms/inbound", form, token)
+    response = await client.post("/sms/inbound", data=form, headers=headers)
+    text_body = await response.text()
+    return response.status, twiliosim.replies(text_body) if response.status == 200 else []
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    """Wait for a condition the sender worker makes true; fail the test if it never does."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out waiting for the sender")
+        await asyncio.sleep(0.02)
+
+
+async def settled(client: Client) -> None:
+    """Wait until the outbox is empty (every job sent or given up) and its outcomes are recorded."""
+
+    async def pending() -> int:
+        async with db.read(client.app[keys.engine]) as conn:
+            return int(await conn.scalar(sa.text("SELECT count(*) FROM outbox")) or 0)
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while await pending():
+        assert asyncio.get_running_loop().time() < deadline, "outbox never drained"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)
+
+
+async def rows(client: Client, query: str) -> list[Any]:
+    async with db.read(client.app[keys.engine]) as conn:
+        return list((await conn.execute(sa.text(query))).all())

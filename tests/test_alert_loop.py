@@ -1,0 +1,305 @@
+"""The alert loop end to end: Twilio webhook in, fan-out through the outbox, the real twilio library out."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from alertnet import logs
+from alertnet.app import create_app
+from alertnet.settings import Settings
+
+from .conftest import ADMIN_TOKEN, Client, production_logging
+from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio, permanent, storm
+from .loop import PUBLIC_URL, ally, make_group, rows, settled, sms, until
+
+COORDINATOR = "+31620000001"
+STRANGER = "+31620000099"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTwilio]:
+    twilio = FakeTwilio()
+    await twilio.start()
+    yield twilio
+    await twilio.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, fake: FakeTwilio) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'alertnet.db'}",
+        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+        sms_provider="twilio",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,  # type: ignore[arg-type]
+        twilio_from=FROM,
+        twilio_api_base=fake.url,
+        public_url=PUBLIC_URL,
+        send_rate=2000,
+        log_format="json",
+    )
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, fake: FakeTwilio
+) -> Client:
+    test_client = await aiohttp_client(create_app(settings))
+    fake.callback_route = (PUBLIC_URL, str(test_client.make_url("")).rstrip("/"))
+    return test_client
+
+
+class TestFanOut:
+    async def test_reaches_every_ally_but_the_sender(self, client: Client, fake: FakeTwilio) -> None:
+        """Nine allies get one SMS each: group, #1, the text and the Reageer hint; the sender gets none."""
+        await make_group(client, 10)
+        status, replies = await sms(client, ally(0), "Verdachte man bij de fietsenstalling")
+        assert status == 200
+        assert replies == ["Melding #1 is doorgestuurd naar 9 bondgenoten. In gevaar? Bel eerst 112."]
+        await until(lambda: len(fake.messages) >= 9)
+        await settled(client)
+        assert sorted(fake.per_recipient()) == [ally(n) for n in range(1, 10)]
+        assert set(fake.per_recipient().values()) == {1}
+        body = fake.to(ally(1))[0]
+        assert body.startswith("[Molenwijk Noord #1] Verdachte man bij de fietsenstalling\n")
+        assert "geen geweld" in body
+        assert all(m["From"] == FROM and m["ValidityPeriod"] == "1800" for m in fake.messages)
+        assert all(m["StatusCallback"].startswith(PUBLIC_URL + "/sms/status?d=") for m in fake.messages)
+
+    async def test_sender_number_in_no_body_and_no_log(self, client: Client, fake: FakeTwilio) -> None:
+        """Neither the allies' SMS nor any log line holds the reporter's number."""
+        stream = io.StringIO()
+        logs.configure("debug", "json", stream=stream)
+        try:
+            await make_group(client, 5)
+            await sms(client, ally(0), "Iemand probeert fietsen open te breken")
+            await until(lambda: len(fake.messages) >= 4)
+            await settled(client)
+        finally:
+            production_logging()
+        digits = ally(0)[1:]
+        assert all(digits[-8:] not in m["Body"] for m in fake.messages)
+        assert digits[-8:] not in stream.getvalue().replace(" ", "")
+        assert "sms_received" in stream.getvalue()
+
+    async def test_twilio_retry_is_processed_once(self, client: Client, fake: FakeTwilio) -> None:
+        """The same MessageSid twice: one signal, one fan-out, and the retry gets the same reply."""
+        await make_group(client, 4)
+        first = await sms(client, ally(0), "Inbraak bij nummer 12", sid="SM" + "a" * 32)
+        again = await sms(client, ally(0), "Inbraak bij nummer 12", sid="SM" + "a" * 32)
+        assert first == again
+        await settled(client)
+        assert len(fake.messages) == 3
+        assert len(await rows(client, "SELECT id FROM signals")) == 1
+
+    async def test_repeat_within_a_minute_is_one_signal(self, client: Client, fake: FakeTwilio) -> None:
+        """A resident who sends the same text twice (new MessageSid) is not fanned out twice."""
+        await make_group(client, 3)
+        await sms(client, ally(0), "Rook uit de schuur")
+        _status, replies = await sms(client, ally(0), "rook uit de  schuur")
+        assert replies == ["Deze melding hadden we al (#1)."]
+        await settled(client)
+        assert len(fake.messages) == 2
+
+    async def test_flood_limit(self, client: Client, fake: FakeTwilio) -> None:
+        """The sixth signal in ten minutes joins the incident but is not sent again."""
+        await make_group(client, 3)
+        for n in range(5):
+            _, replies = await sms(client, ally(0), f"update {n}")
+            assert "doorgestuurd" in replies[0]
+        _, replies = await sms(client, ally(0), "update 5")
+        assert "niet opnieuw verstuurd" in replies[0]
+        await settled(client)
+        assert len(fake.messages) == 5 * 2
+        assert len(await rows(client, "SELECT id FROM signals")) == 6
+
+    async def test_second_signal_joins_the_open_incident(self, client: Client, fake: FakeTwilio) -> None:
+        """Another neighbour's report within the window joins #1 instead of opening #2."""
+        await make_group(client, 3)
+        await sms(client, ally(0), "Man bij de schuur")
+        _, replies = await sms(client, ally(1), "Ik zie hem ook")
+        assert replies == ["Je melding is toegevoegd aan #1 en doorgestuurd naar 2 bondgenoten."]
+        assert len(await rows(client, "SELECT id FROM incidents")) == 1
+
+
+class TestSignatures:
+    @pytest.mark.parametrize("token", [None, "wrong-token"], ids=["unsigned", "bad-signature"])
+    async def test_unsigned_or_badly_signed_is_refused(
+        self, client: Client, fake: FakeTwilio, token: str | None
+    ) -> None:
+        """No valid X-Twilio-Signature: 403, nothing stored, nobody alerted."""
+        await make_group(client, 3)
+        status, _ = await sms(client, ally(0), "Inbraak", token=token)
+        assert status == 403
+        assert await rows(client, "SELECT * FROM inbound_messages") == []
+        assert await rows(client, "SELECT * FROM signals") == []
+        assert fake.requests == 0
+
+    async def test_signature_for_the_socket_url_is_refused(self, client: Client) -> None:
+        """The signature must be for the public URL Twilio called, not the address we listen on."""
+        from alertnet import twiliosim
+
+        form = twiliosim.inbound_form(ally(0), "x")
+        socket_url = str(client.make_url("/sms/inbound"))
+        response = await client.post(
+            "/sms/inbound", data=form, headers=twiliosim.headers(socket_url, form, AUTH_TOKEN)
+        )
+        assert response.status == 403
+
+    async def test_status_callback_needs_signature(self, client: Client) -> None:
+        """Status callbacks are signed too."""
+        response = await client.post(
+            "/sms/status?d=1", data={"MessageSid": "SM1", "MessageStatus": "delivered"}
+        )
+        assert response.status == 403
+
+
+class TestOptOut:
+    async def test_stop_and_start(self, client: Client, fake: FakeTwilio) -> None:
+        """After STOP nothing reaches the member but the one confirmation; START undoes it."""
+        await make_group(client, 3)
+        _, replies = await sms(client, ally(2), "STOP")
+        assert replies == ["Je krijgt geen berichten meer van het buurtalarm. Weer meedoen? Stuur START"]
+        assert await sms(client, ally(2), "Hallo?") == (200, [])
+        assert await sms(client, ally(2), "stop") == (200, [])
+        await sms(client, ally(0), "Verdacht busje")
+        await settled(client)
+        assert fake.to(ally(2)) == []
+        assert len(fake.messages) == 1
+        _, replies = await sms(client, ally(2), "start")
+        assert replies == ["Welkom terug: je krijgt weer meldingen."]
+        await sms(client, ally(0), "Het busje is er weer, ander verhaal")
+        await until(lambda: len(fake.to(ally(2))) == 1)
+
+    async def test_stop_with_more_words_is_a_signal(self, client: Client, fake: FakeTwilio) -> None:
+        """Like Twilio, STOP counts only as the whole message."""
+        await make_group(client, 2)
+        _, replies = await sms(client, ally(0), "stop die man bij de deur")
+        assert "doorgestuurd" in replies[0]
+
+    async def test_carrier_opt_out_21610(self, client: Client, fake: FakeTwilio) -> None:
+        """Error 21610 (STOP at the carrier) is not retried and marks the member opted out."""
+        fake.fault = permanent({ally(1): 21610, ally(2): 21211})
+        await make_group(client, 4)
+        await sms(client, ally(0), "Verdacht")
+        await settled(client)
+        assert fake.refused == {21610: 1, 21211: 1}
+        status = dict(await rows(client, "SELECT phone, status FROM members"))
+        assert status[ally(1)] == "opted_out"
+        assert status[ally(2)] == "active"
+        failed = await rows(
+            client, "SELECT recipient_phone, error_code, attempts FROM deliveries WHERE status='failed'"
+        )
+        assert sorted(failed) == [(ally(1), "21610", 1), (ally(2), "21211", 1)]
+
+
+class TestStrangersAndJoining:
+    async def test_unknown_number_gets_instructions_once_a_day(
+        self, client: Client, fake: FakeTwilio
+    ) -> None:
+        """A stranger's text reaches nobody; they get the join instructions once, then silence."""
+        await make_group(client, 3)
+        _, replies = await sms(client, STRANGER, "Hallo wie is dit")
+        assert "AANMELDEN" in replies[0]
+        assert await sms(client, STRANGER, "Hallo??") == (200, [])
+        await settled(client)
+        assert fake.messages == []
+        assert await rows(client, "SELECT * FROM signals") == []
+
+    async def test_join_with_consent_and_approval(self, client: Client, fake: FakeTwilio) -> None:
+        """JOIN → rules; JA → the coordinator is asked; JA n from the coordinator → welcome; then alerts."""
+        await make_group(client, 2, coordinator=COORDINATOR)
+        _, replies = await sms(client, STRANGER, "aanmelden molen Piet Jansen")
+        assert replies[0].startswith("Welkom bij Molenwijk Noord. Afspraken:")
+        _, replies = await sms(client, STRANGER, "Ja")
+        assert "coordinator" in replies[0]
+        await until(lambda: len(fake.to(COORDINATOR)) == 1)
+        request = fake.to(COORDINATOR)[0]
+        assert "Piet Jansen (+31 6 -- -- 00 99)" in request
+        number = request.rsplit(" ", 1)[1]
+        _, replies = await sms(client, COORDINATOR, f"JA {number}")
+        assert replies == ["Piet Jansen is toegelaten tot Molenwijk Noord."]
+        await until(lambda: len(fake.to(STRANGER)) == 1)
+        assert fake.to(STRANGER)[0].startswith("Je bent lid van Molenwijk Noord.")
+        _, replies = await sms(client, STRANGER, "JOIN MOLEN")
+        assert replies == ["Je bent al lid van Molenwijk Noord."]
+        (consent,) = await rows(client, f"SELECT consent_at FROM members WHERE phone = '{STRANGER}'")
+        assert consent[0] is not None
+
+    async def test_pending_member_reaches_nobody(self, client: Client, fake: FakeTwilio) -> None:
+        """Until approved, a new member's texts go nowhere."""
+        await make_group(client, 2)
+        await sms(client, STRANGER, "JOIN MOLEN")
+        _, replies = await sms(client, STRANGER, "Er is iets aan de hand")
+        assert "wacht nog op goedkeuring" in replies[0]
+        await settled(client)
+        assert fake.messages == []
+
+    async def test_open_group_admits_on_consent(self, client: Client, fake: FakeTwilio) -> None:
+        """An open group needs only the resident's YES."""
+        await make_group(client, 1, join_policy="open")
+        await sms(client, STRANGER, "JOIN molen")
+        _, replies = await sms(client, STRANGER, "yes")
+        assert replies[0].startswith("Je bent lid van Molenwijk Noord.")
+
+    async def test_only_a_coordinator_approves(self, client: Client, fake: FakeTwilio) -> None:
+        """An ally cannot approve join requests."""
+        await make_group(client, 2, coordinator=COORDINATOR)
+        await sms(client, STRANGER, "JOIN MOLEN")
+        await sms(client, STRANGER, "JA")
+        (member_id,) = (await rows(client, f"SELECT id FROM members WHERE phone = '{STRANGER}'"))[0]
+        _, replies = await sms(client, ally(0), f"JA {member_id}")
+        assert "geen aanmelding" in replies[0]
+
+    async def test_unknown_code_and_leave(self, client: Client) -> None:
+        """A wrong code says so; LEAVE is idempotent."""
+        await make_group(client, 2)
+        _, replies = await sms(client, STRANGER, "JOIN NOPE")
+        assert "NOPE" in replies[0]
+        _, replies = await sms(client, ally(1), "uitschrijven molen")
+        assert replies == ["Je bent uitgeschreven bij Molenwijk Noord."]
+        _, replies = await sms(client, ally(1), "uitschrijven molen")
+        assert "geen lid" in replies[0]
+
+
+class TestProviderErrors:
+    async def test_storm_of_429_and_503_loses_nothing(self, client: Client, fake: FakeTwilio) -> None:
+        """With 30 % of requests failing, every ally still gets exactly one SMS."""
+        fake.fault = storm(0.3)
+        await make_group(client, 40)
+        await sms(client, ally(0), "Brand in de container")
+        await until(lambda: len(fake.messages) >= 39, timeout_s=40)
+        await settled(client)
+        assert fake.refused[20429] + fake.refused[20500] > 5
+        assert sorted(fake.per_recipient()) == sorted(ally(n) for n in range(1, 40))
+        assert set(fake.per_recipient().values()) == {1}
+
+
+class TestStatusCallbacks:
+    async def test_out_of_order_callbacks_move_forward_only(self, client: Client, fake: FakeTwilio) -> None:
+        """delivered, then a late sent and a duplicate: the delivery stays delivered."""
+        await make_group(client, 2)
+        await sms(client, ally(0), "Verdacht")
+        await until(lambda: len(fake.messages) == 1)
+        await settled(client)
+        message = fake.messages[0]
+        url = message["StatusCallback"]
+        for status in ("delivered", "sent", "delivered", "queued", "failed"):
+            assert await fake.post_status(url, message["sid"], status) == 204
+        assert await rows(client, "SELECT status, provider_sid FROM deliveries") == [
+            ("delivered", message["sid"])
+        ]
+
+    async def test_undelivered_with_21610_opts_out(self, client: Client, fake: FakeTwilio) -> None:
+        """A carrier STOP reported by callback marks the member opted out."""
+        await make_group(client, 2)
+        await sms(client, ally(0), "Verdacht")
+        await until(lambda: len(fake.messages) == 1)
+        await settled(client)
+        message = fake.messages[0]
+        await fake.post_status(message["StatusCallback"], message["sid"], "undelivered", "21610")
+        assert await rows(client, f"SELECT status FROM members WHERE phone = '{ally(1)}'") == [("opted_out",)]
