@@ -75,6 +75,7 @@ async def sender(app: web.Application) -> AsyncIterator[None]:
         clock=app[keys.clock],
         metrics=app[keys.metrics],
         on_opt_out=membership.carrier_opt_out,
+        lease_s=settings.outbox_lease_s,
     )
     app[keys.sender] = worker
     task = asyncio.create_task(worker.run(), name="alertnet-sender")

@@ -25,6 +25,7 @@ from .providers import Outgoing, Provider, SendFailed
 from .store import outbox
 
 log = structlog.get_logger("alertnet.sender")
+#: Default lease on a claimed job (ALERTNET_OUTBOX_LEASE_S).
 LEASE_S = 120.0
 POLL_S = 1.0
 #: Called in the recording transaction for a recipient who opted out at the carrier.
@@ -67,7 +68,9 @@ class Sender:
         clock: Callable[[], datetime],
         metrics: Metrics,
         on_opt_out: OptOutHook | None = None,
+        lease_s: float = LEASE_S,
     ) -> None:
+        self.lease_s = lease_s
         self.engine = engine
         self.provider = provider
         self.limiter = RateLimiter(rate)
@@ -83,7 +86,7 @@ class Sender:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.stopping = False
         # Claim no more than can be sent well within the lease.
-        self.claim_limit = max(1, min(concurrency, int(rate * LEASE_S / 4)))
+        self.claim_limit = max(1, min(concurrency, int(rate * lease_s / 4)))
 
     def notify(self) -> None:
         """New jobs were committed: look now rather than at the next poll."""
@@ -123,7 +126,7 @@ class Sender:
     async def _claim(self) -> list[outbox.Job]:
         try:
             async with self.engine.begin() as conn:
-                jobs = await outbox.claim_due_jobs(conn, self.clock(), self.claim_limit, LEASE_S)
+                jobs = await outbox.claim_due_jobs(conn, self.clock(), self.claim_limit, self.lease_s)
         except Exception:
             log.exception("outbox_claim_failed")
             await asyncio.sleep(POLL_S)

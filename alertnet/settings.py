@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     send_rate: float = Field(100.0, gt=0, le=10_000)
     #: Provider requests in flight at once.
     send_concurrency: int = Field(32, ge=1, le=1024)
+    #: Seconds a claimed outbox job stays with its worker; after a crash it is sent again after this.
+    outbox_lease_s: float = Field(120.0, ge=1, le=3600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: "auto": readable on a terminal, JSON otherwise.
     log_format: Literal["auto", "json", "console"] = "auto"
