@@ -10,12 +10,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from . import membership
 from .auth import Principal, Role
-from .errors import BadInput, Forbidden, NotFound
+from .errors import BadInput, Conflict, Forbidden, NotFound
 from .phones import mask
 from .policy import EscalationPolicy
-from .schemas import GroupIn, GroupPatch, MemberIn, NeighbourhoodIn, ResponderIn, TokenIn
+from .schemas import GroupIn, GroupPatch, MemberIn, MemberStatus, NeighbourhoodIn, ResponderIn, TokenIn
 from .store import audit, groups, neighbourhoods, tokens
+from .store import signals as signal_store
 
 Row = dict[str, Any]
 
@@ -174,6 +176,20 @@ async def remove_member(
         neighbourhood_id=current["neighbourhood_id"],
         data={"group_id": group_id, "phone": mask(row["phone"])},
     )
+
+
+async def approve_member(
+    conn: AsyncConnection, who: Principal, group_id: int, member_id: int, now: datetime
+) -> Row:
+    """Admit a resident who asked to join by SMS; they hear it by SMS once they are in."""
+    await group(conn, who, group_id)
+    target = await signal_store.membership(conn, member_id)
+    if target is None or target["group_id"] != group_id:
+        raise NotFound("no such member in this group")
+    if target["status"] != MemberStatus.pending:
+        raise Conflict(f"this member is {target['status']}, not waiting for approval")
+    await membership.admit(conn, who, target, now)
+    return await groups.get_member(conn, member_id)
 
 
 async def _token_scope(conn: AsyncConnection, who: Principal, body: TokenIn) -> tuple[int, int | None]:

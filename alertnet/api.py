@@ -162,6 +162,13 @@ async def remove_member(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def approve_member(request: web.Request) -> web.Response:
+    group_id, member_id = path_id(request), path_id(request, "member_id")
+    async with _write(request) as conn:
+        row = await admin.approve_member(conn, principal(request), group_id, member_id, _now(request))
+    return _one(MemberOut, row)
+
+
 # Tokens
 
 

@@ -176,6 +176,15 @@ ROUTES: tuple[Route, ...] = (
         response=Items[MemberOut],
     ),
     Route(
+        "POST",
+        G + r"/{id:\d+}/members/{member_id:\d+}/approve",
+        api.approve_member,
+        "Approve a resident who asked to join by SMS",
+        "members",
+        MANAGERS,
+        response=MemberOut,
+    ),
+    Route(
         "DELETE",
         G + r"/{id:\d+}/members/{member_id:\d+}",
         api.remove_member,

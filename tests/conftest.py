@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,14 @@ from alertnet import logs
 from alertnet.app import create_app
 from alertnet.settings import Settings
 
+from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio
+
 ADMIN_TOKEN = "test-admin-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 Client = TestClient[Any, Any]
+#: The URL Twilio calls: not the test server's socket, as behind a reverse proxy.
+PUBLIC_URL = "https://alertnet.example.org"
 
 
 def production_logging() -> None:
@@ -130,3 +134,38 @@ async def hoods(client: Client) -> tuple[Hood, Hood]:
         await make_hood(client, "Molenwijk", "MOLEN", "01"),
         await make_hood(client, "Banne", "BANNE", "02"),
     )
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTwilio]:
+    """A fake Twilio REST API on 127.0.0.1, driven by the real twilio library."""
+    twilio = FakeTwilio()
+    await twilio.start()
+    yield twilio
+    await twilio.stop()
+
+
+@pytest.fixture
+def twilio_settings(tmp_path: Path, fake: FakeTwilio) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'alertnet.db'}",
+        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+        sms_provider="twilio",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,  # type: ignore[arg-type]
+        twilio_from=FROM,
+        twilio_api_base=fake.url,
+        public_url=PUBLIC_URL,
+        send_rate=2000,
+        log_format="json",
+    )
+
+
+@pytest.fixture
+async def twilio_client(
+    aiohttp_client: Callable[..., Awaitable[Client]], twilio_settings: Settings, fake: FakeTwilio
+) -> Client:
+    """The service with the Twilio provider pointed at the fake; Twilio knows its public URL."""
+    test_client = await aiohttp_client(create_app(twilio_settings))
+    fake.callback_route = (PUBLIC_URL, str(test_client.make_url("")).rstrip("/"))
+    return test_client

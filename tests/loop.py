@@ -11,11 +11,8 @@ import sqlalchemy as sa
 from alertnet import keys, twiliosim
 from alertnet.store import db
 
-from .conftest import Client, call
+from .conftest import PUBLIC_URL, Client, call
 from .fake_twilio import AUTH_TOKEN
-
-#: The URL Twilio calls: not the test server's socket, as behind a reverse proxy.
-PUBLIC_URL = "https://alertnet.example.org"
 
 
 def ally(n: int) -> str:

@@ -3,54 +3,22 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
 from alertnet import logs
-from alertnet.app import create_app
-from alertnet.settings import Settings
 
-from .conftest import ADMIN_TOKEN, Client, production_logging
-from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio, permanent, storm
-from .loop import PUBLIC_URL, ally, make_group, rows, settled, sms, until
+from .conftest import PUBLIC_URL, Client, production_logging
+from .fake_twilio import AUTH_TOKEN, FROM, FakeTwilio, permanent, storm
+from .loop import ally, make_group, rows, settled, sms, until
 
 COORDINATOR = "+31620000001"
 STRANGER = "+31620000099"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTwilio]:
-    twilio = FakeTwilio()
-    await twilio.start()
-    yield twilio
-    await twilio.stop()
-
-
-@pytest.fixture
-def settings(tmp_path: Path, fake: FakeTwilio) -> Settings:
-    return Settings(
-        database_url=f"sqlite:///{tmp_path / 'alertnet.db'}",
-        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
-        sms_provider="twilio",
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,  # type: ignore[arg-type]
-        twilio_from=FROM,
-        twilio_api_base=fake.url,
-        public_url=PUBLIC_URL,
-        send_rate=2000,
-        log_format="json",
-    )
-
-
-@pytest.fixture
-async def client(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, fake: FakeTwilio
-) -> Client:
-    test_client = await aiohttp_client(create_app(settings))
-    fake.callback_route = (PUBLIC_URL, str(test_client.make_url("")).rstrip("/"))
-    return test_client
+def client(twilio_client: Client) -> Client:
+    return twilio_client
 
 
 class TestFanOut:

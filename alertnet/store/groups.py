@@ -121,3 +121,10 @@ async def remove_member(conn: AsyncConnection, group_id: int, member_id: int) ->
     if row is None:
         raise NotFound("no such member in this group")
     return dict(row._mapping)
+
+
+async def get_member(conn: AsyncConnection, member_id: int) -> Row:
+    row = (await conn.execute(sa.select(members).where(members.c.id == member_id))).first()
+    if row is None:
+        raise NotFound("no such member")
+    return dict(row._mapping)

@@ -1,0 +1,119 @@
+"""POST /api/v1/signals for apps and devices, and approving SMS joins through the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import Client, bearer, call
+from .fake_twilio import FakeTwilio
+from .loop import ally, make_group, rows, settled, sms, until
+
+STRANGER = "+31620000099"
+
+
+@pytest.fixture
+def client(twilio_client: Client) -> Client:
+    return twilio_client
+
+
+async def _source_token(client: Client, group_id: int) -> dict[str, str]:
+    made = await call(client, "POST", "/api/v1/tokens", {"role": "source", "group_id": group_id}, expect=201)
+    return bearer(made["token"])
+
+
+async def _post(
+    client: Client, headers: dict[str, str], body: dict[str, Any], key: str | None = None, expect: int = 202
+) -> Any:
+    extra = {"Idempotency-Key": key} if key else {}
+    return await call(client, "POST", "/api/v1/signals", body, headers={**headers, **extra}, expect=expect)
+
+
+async def test_source_token_signal_fans_out(client: Client, fake: FakeTwilio) -> None:
+    """A device's signal reaches every ally; the reporter, if a member, is left out."""
+    group = await make_group(client, 5)
+    token = await _source_token(client, group["id"])
+    answer = await _post(
+        client, token, {"group_id": group["id"], "text": "Alarm achterdeur", "reporter_phone": "0610000000"}
+    )
+    assert answer["recipients"] == 4
+    assert answer["number"] == 1
+    assert answer["new_incident"] is True
+    await until(lambda: len(fake.messages) == 4)
+    assert fake.to(ally(0)) == []
+
+
+async def test_idempotency_key_replays_the_first_answer(client: Client, fake: FakeTwilio) -> None:
+    """The same key and body: the same answer and no second fan-out; another body: 422."""
+    group = await make_group(client, 3)
+    token = await _source_token(client, group["id"])
+    body = {"group_id": group["id"], "text": "Glasbreuk gehoord"}
+    first = await _post(client, token, body, key="device-42-0001")
+    again = await _post(client, token, body, key="device-42-0001")
+    assert first == again
+    conflict = await _post(client, token, {**body, "text": "iets anders"}, key="device-42-0001", expect=422)
+    assert conflict["error"]["field"] == "Idempotency-Key"
+    await settled(client)
+    assert len(fake.messages) == 3
+    assert len(await rows(client, "SELECT id FROM signals")) == 1
+
+
+async def test_source_token_is_scoped_to_its_group(client: Client) -> None:
+    """A source token cannot post to another group, which looks exactly like a missing one."""
+    group = await make_group(client, 1)
+    other = await call(
+        client,
+        "POST",
+        f"/api/v1/neighbourhoods/{group['neighbourhood_id']}/groups",
+        {"name": "Zuid", "join_code": "ZUID"},
+        expect=201,
+    )
+    token = await _source_token(client, group["id"])
+    wrong = await _post(client, token, {"group_id": other["id"], "text": "x"}, expect=404)
+    missing = await _post(client, token, {"group_id": 999999, "text": "x"}, expect=404)
+    assert wrong["error"] == missing["error"]
+
+
+async def test_urgent_flag_is_stored(client: Client) -> None:
+    """urgent: true is kept on the signal (escalation reads it)."""
+    group = await make_group(client, 1)
+    await _post(
+        client,
+        await _source_token(client, group["id"]),
+        {"group_id": group["id"], "text": "x", "urgent": True},
+    )
+    assert await rows(client, "SELECT urgent, channel FROM signals") == [(1, "api")]
+
+
+async def test_api_approval_of_an_sms_join(client: Client, fake: FakeTwilio) -> None:
+    """A coordinator approves a pending SMS join through the API; the resident hears it by SMS."""
+    group = await make_group(client, 1)
+    await sms(client, STRANGER, "JOIN MOLEN Piet")
+    await sms(client, STRANGER, "JA")
+    members = await call(client, "GET", f"/api/v1/groups/{group['id']}/members", expect=200)
+    pending = next(m for m in members["items"] if m["status"] == "pending")
+    approved = await call(
+        client, "POST", f"/api/v1/groups/{group['id']}/members/{pending['id']}/approve", expect=200
+    )
+    assert approved["status"] == "active"
+    await until(lambda: len(fake.to(STRANGER)) == 1)
+    assert fake.to(STRANGER)[0].startswith("Je bent lid van Molenwijk Noord.")
+    again = await call(
+        client, "POST", f"/api/v1/groups/{group['id']}/members/{pending['id']}/approve", expect=409
+    )
+    assert "active" in again["error"]["message"]
+
+
+async def test_approval_before_consent_waits_for_consent(client: Client) -> None:
+    """Approved but not yet agreed to the rules: the member stays pending until they say JA."""
+    group = await make_group(client, 1)
+    await sms(client, STRANGER, "JOIN MOLEN")
+    members = await call(client, "GET", f"/api/v1/groups/{group['id']}/members", expect=200)
+    pending = next(m for m in members["items"] if m["status"] == "pending")
+    approved = await call(
+        client, "POST", f"/api/v1/groups/{group['id']}/members/{pending['id']}/approve", expect=200
+    )
+    assert approved["status"] == "pending"
+    _, replies = await sms(client, STRANGER, "ja")
+    assert replies[0].startswith("Je bent lid van Molenwijk Noord.")
