@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from aiohttp import web
 
-from . import keys, membership, providers, routes
+from . import engine, keys, providers, routes
 from .metrics import Metrics
 from .middleware import authenticate, errors, observe
 from .sender import Sender
 from .settings import Settings
 from .store import db
 from .store import signals as signal_store
+from .timers import TimerWorker
 
 MAX_BODY_BYTES = 1024 * 1024
 log = structlog.get_logger("alertnet.app")
@@ -31,7 +32,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app[keys.settings] = settings
     app[keys.clock] = clock
     app[keys.metrics] = Metrics()
-    app.cleanup_ctx.extend([database, provider, sender, housekeeping])
+    app.cleanup_ctx.extend([database, provider, sender, timer_worker, housekeeping])
     routes.setup(app)
     return app
 
@@ -74,7 +75,7 @@ async def sender(app: web.Application) -> AsyncIterator[None]:
         public_url=settings.effective_public_url,
         clock=app[keys.clock],
         metrics=app[keys.metrics],
-        on_opt_out=membership.carrier_opt_out,
+        on_failure=engine.delivery_failed,
         lease_s=settings.outbox_lease_s,
     )
     app[keys.sender] = worker
@@ -83,6 +84,23 @@ async def sender(app: web.Application) -> AsyncIterator[None]:
     await worker.stop()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait_for(task, timeout=30)
+
+
+async def timer_worker(app: web.Application) -> AsyncIterator[None]:
+    """Escalation timers from the database; pages it makes are sent at once."""
+    worker = TimerWorker(
+        app[keys.engine],
+        clock=app[keys.clock],
+        metrics=app[keys.metrics],
+        expiry_s=app[keys.settings].incident_expiry_s,
+        notify_sender=app[keys.sender].notify,
+    )
+    app[keys.timers] = worker
+    task = asyncio.create_task(worker.run(), name="alertnet-timers")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 #: How long inbound MessageSids are remembered: far beyond any Twilio retry.

@@ -35,6 +35,8 @@ class Purpose(StrEnum):
     fanout = "fanout"
     #: A message to one person (join approval, welcome, notices).
     notice = "notice"
+    #: News about an incident to those alerted: someone is going, it is resolved.
+    update = "update"
     #: A responder called in.
     escalation = "escalation"
 
@@ -44,11 +46,12 @@ class Priority(IntEnum):
 
     escalation = 0
     notice = 1
+    update = 3
     fanout = 5
 
 
 #: Seconds the carrier may hold each kind before it expires: a stale alert is worse than none.
-VALIDITY_S = {Purpose.fanout: 1800, Purpose.notice: 3600, Purpose.escalation: 1800}
+VALIDITY_S = {Purpose.fanout: 1800, Purpose.notice: 3600, Purpose.update: 1800, Purpose.escalation: 1800}
 
 _RANK = {
     Status.pending: 0,

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import commands, membership, messages, signals
+from . import answers, commands, membership, messages, signals
 from .auth import resident
 from .commands import Ack, Help, Join, Leave, Resolve, Signal, Start, Stop, Yes
 from .schemas import MemberStatus
@@ -73,8 +73,10 @@ async def _dispatch(
             return done or messages.render("nothing_to_confirm", lang)
         case Yes(number=int(number)):
             return await membership.approve(conn, rows, number, lang, now)
-        case Ack() | Resolve():
-            return messages.render("answer_noted", lang)
+        case Ack(number=number):
+            return await answers.answer(conn, sms.sender, rows, number, False, lang, now)
+        case Resolve(number=number):
+            return await answers.answer(conn, sms.sender, rows, number, True, lang, now)
         case Signal(text=text):
             return await _signal(conn, sms, rows, text, lang, now)
     return None

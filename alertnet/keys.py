@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .providers import Provider
     from .routes import Route
     from .sender import Sender
+    from .timers import TimerWorker
 
 settings: web.AppKey[Settings] = web.AppKey("settings")
 engine: web.AppKey[AsyncEngine] = web.AppKey("engine")
@@ -25,6 +26,7 @@ clock: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 metrics: web.AppKey[Metrics] = web.AppKey("metrics")
 provider: web.AppKey[Provider] = web.AppKey("provider")
 sender: web.AppKey[Sender] = web.AppKey("sender")
+timers: web.AppKey[TimerWorker] = web.AppKey("timers")
 #: Route specs by handler, for authentication and the OpenAPI document.
 routes: web.AppKey[dict[object, Route]] = web.AppKey("routes")
 

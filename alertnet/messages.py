@@ -115,9 +115,66 @@ TEXTS: dict[str, dict[str, str]] = {
         "nl": "Stuur UITSCHRIJVEN en de code van de groep. Alles stoppen? Stuur STOP",
         "en": "Text LEAVE and the group's code. Stop everything? Text STOP",
     },
-    "answer_noted": {
-        "nl": "Bedankt, je antwoord is ontvangen.",
-        "en": "Thank you, your answer was received.",
+    "escalation": {
+        "nl": "ALARM {group} #{n}: {reporters} melder(s). {texts}\nGaat u? Antwoord OK {n}. "
+        "Opgelost: KLAAR {n}",
+        "en": "ALERT {group} #{n}: {reporters} reporter(s). {texts}\nGoing? Reply OK {n}. Resolved: DONE {n}",
+    },
+    "caller": {
+        "nl": "Melder: {phone}",
+        "en": "Reporter: {phone}",
+    },
+    "ally_going": {
+        "nl": "[{group} #{n}] Een buur gaat kijken. Ga je mee? Samen, zichtbaar, geen geweld.",
+        "en": "[{group} #{n}] A neighbour is going to look. Join them? Together, visible, no force.",
+    },
+    "responder_on_it": {
+        "nl": "[{group} #{n}] De buurtregisseur of politie is ingeschakeld.",
+        "en": "[{group} #{n}] The neighbourhood officer or police has been called in.",
+    },
+    "outcome": {
+        "nl": "[{group} #{n}] Afgesloten: {outcome} Dank voor jullie hulp.",
+        "en": "[{group} #{n}] Closed: {outcome} Thank you for your help.",
+    },
+    "outcome_default": {
+        "nl": "opgelost.",
+        "en": "resolved.",
+    },
+    "outcome_false_alarm": {
+        "nl": "loos alarm.",
+        "en": "false alarm.",
+    },
+    "outcome_expired": {
+        "nl": "geen nieuwe meldingen meer.",
+        "en": "no new reports.",
+    },
+    "nobody_answered": {
+        "nl": "[{group} #{n}] Geen hulpverlener antwoordde. Bij gevaar: bel 112. Geen spoed: 0900-8844.",
+        "en": "[{group} #{n}] No responder answered. In danger: call 112. No emergency: 0900-8844.",
+    },
+    "ack_thanks": {
+        "nl": "Dank je! Je bondgenoten horen dat er iemand gaat (#{n}). Samen, zichtbaar, nooit geweld.",
+        "en": "Thank you! Your allies hear someone is going (#{n}). Together, visible, never force.",
+    },
+    "responder_thanks": {
+        "nl": "Bedankt. De buurt hoort dat u eraan werkt (#{n}). Afsluiten: KLAAR {n}",
+        "en": "Thank you. The neighbourhood hears you are on it (#{n}). To close: DONE {n}",
+    },
+    "resolved_thanks": {
+        "nl": "#{n} is afgesloten. Iedereen die een melding kreeg hoort het.",
+        "en": "#{n} is closed. Everyone who was alerted will hear it.",
+    },
+    "no_incident": {
+        "nl": "Er is geen open melding om op te antwoorden.",
+        "en": "There is no open alert to answer.",
+    },
+    "already_resolved": {
+        "nl": "Melding #{n} is al afgesloten.",
+        "en": "Alert #{n} is already closed.",
+    },
+    "not_allowed_to_resolve": {
+        "nl": "Alleen een coordinator of de buurtregisseur kan een melding afsluiten.",
+        "en": "Only a coordinator or the neighbourhood officer can close an alert.",
     },
     "help": {
         "nl": "Buurtalarm: sms wat je ziet naar dit nummer; je bondgenoten krijgen het zonder je nummer. "
@@ -146,6 +203,21 @@ def fanout(lang: str | None, *, group: str, number: int, text: str, first_name: 
     """The alert an ally receives: group, #n, what was seen, how to respond; never the sender's number."""
     said = gsm.shorten(_clean(text), SIGNAL_CHARS) + (f" - {first_name}" if first_name else "")
     return render("fanout", lang, group=group, n=number, text=said)
+
+
+#: The most text of the signals a responder gets in one page.
+ESCALATION_TEXT_CHARS = 240
+
+
+def escalation(
+    lang: str | None, *, group: str, number: int, reporters: int, texts: list[str], caller: str | None
+) -> str:
+    """The page a responder gets: every signal so far, newest last, shortened to fit; how to answer."""
+    joined = " / ".join(_clean(text) for text in texts)
+    shown = gsm.shorten(joined, ESCALATION_TEXT_CHARS)
+    if caller:
+        shown += " " + render("caller", lang, phone=caller)
+    return render("escalation", lang, group=group, n=number, reporters=reporters, texts=shown)
 
 
 def first_name(name: str | None) -> str | None:

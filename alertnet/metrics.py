@@ -52,6 +52,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.timer_lateness = Histogram(
+            "alertnet_timer_lateness_seconds",
+            "How late escalation timers fire after their due time.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+            registry=self.registry,
+        )
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)

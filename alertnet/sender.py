@@ -28,8 +28,9 @@ log = structlog.get_logger("alertnet.sender")
 #: Default lease on a claimed job (ALERTNET_OUTBOX_LEASE_S).
 LEASE_S = 120.0
 POLL_S = 1.0
-#: Called in the recording transaction for a recipient who opted out at the carrier.
-OptOutHook = Callable[[AsyncConnection, str, datetime], Awaitable[None]]
+#: Called in the recording transaction for each message that failed for good:
+#: (connection, delivery id, phone, provider error code, now).
+FailureHook = Callable[[AsyncConnection, int, str, str | None, datetime], Awaitable[None]]
 
 
 class RateLimiter:
@@ -67,7 +68,7 @@ class Sender:
         public_url: str,
         clock: Callable[[], datetime],
         metrics: Metrics,
-        on_opt_out: OptOutHook | None = None,
+        on_failure: FailureHook | None = None,
         lease_s: float = LEASE_S,
     ) -> None:
         self.lease_s = lease_s
@@ -79,7 +80,7 @@ class Sender:
         self.public_url = public_url
         self.clock = clock
         self.metrics = metrics
-        self.on_opt_out = on_opt_out
+        self.on_failure = on_failure
         self.wake = asyncio.Event()
         self.outcomes: list[outbox.Outcome] = []
         self.have_outcomes = asyncio.Event()
@@ -202,7 +203,7 @@ class Sender:
     async def _record(self, batch: list[outbox.Outcome]) -> None:
         now = self.clock()
         async with self.engine.begin() as conn:
-            opted_out = await outbox.record_outcomes(conn, batch, now)
-            if opted_out and self.on_opt_out is not None:
-                for phone in opted_out:
-                    await self.on_opt_out(conn, phone, now)
+            failed = await outbox.record_outcomes(conn, batch, now)
+            if self.on_failure is not None:
+                for outcome in failed:
+                    await self.on_failure(conn, outcome.job.delivery_id, outcome.job.to, outcome.code, now)

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     send_concurrency: int = Field(32, ge=1, le=1024)
     #: Seconds a claimed outbox job stays with its worker; after a crash it is sent again after this.
     outbox_lease_s: float = Field(120.0, ge=1, le=3600)
+    #: An incident with no new signal for this long resolves itself as "expired".
+    incident_expiry_s: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: "auto": readable on a terminal, JSON otherwise.
     log_format: Literal["auto", "json", "console"] = "auto"

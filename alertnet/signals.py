@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import incidents, messages, recipients
+from . import engine, incidents, messages, recipients
 from .auth import Actor, Principal
 from .delivery import Purpose
 from .store import audit, outbox
@@ -108,6 +108,7 @@ async def accept(
             "urgent": urgent,
         },
     )
+    await engine.on_signal(conn, incident["id"], new=new, urgent=urgent, text=text, now=now, who=who)
     return Intake(signal_id, incident["id"], incident["number"], new, sent, limited=limited)
 
 

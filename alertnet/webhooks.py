@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from . import delivery, inbound, keys, membership, phones, signals
+from . import delivery, engine, inbound, keys, phones, signals
 from .bodies import json_body
 from .errors import BadInput, Forbidden, NotFound, Unprocessable, UnsupportedMediaType
 from .middleware import principal
@@ -89,8 +89,10 @@ async def sms_status(request: web.Request) -> web.Response:
             error_code=form.get("ErrorCode") or None,
             now=now,
         )
-        if moved and moved["error_code"] in delivery.OPT_OUT_CODES:
-            await membership.carrier_opt_out(conn, moved["recipient_phone"], now)
+        if moved and moved["status"] in (delivery.Status.failed, delivery.Status.undelivered):
+            await engine.delivery_failed(
+                conn, moved["id"], moved["recipient_phone"], moved["error_code"], now
+            )
     log.info("sms_status", status=word, moved=moved is not None, error_code=form.get("ErrorCode"))
     return web.Response(status=204)
 

@@ -29,6 +29,8 @@ class NewDelivery:
     group_id: int | None = None
     member_id: int | None = None
     responder_id: int | None = None
+    escalation_round: int | None = None
+    escalation_step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ async def enqueue(conn: AsyncConnection, items: Sequence[NewDelivery], now: date
             "recipient_phone": item.to,
             "member_id": item.member_id,
             "responder_id": item.responder_id,
+            "escalation_round": item.escalation_round,
+            "escalation_step": item.escalation_step,
             "purpose": item.purpose,
             "body": item.body,
             "segments": gsm.segments(item.body),
@@ -145,17 +149,14 @@ class Failed:
 Outcome = Sent | Failed
 
 
-async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome], now: datetime) -> list[str]:
-    """Write a batch of attempt outcomes; returns the phones that opted out at the carrier."""
-    opted_out: list[str] = []
+async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome], now: datetime) -> list[Failed]:
+    """Write a batch of attempt outcomes; returns those that failed for good."""
     done = [o.job.id for o in outcomes if isinstance(o, Sent) or o.retry_at is None]
     for outcome in outcomes:
         await _record(conn, outcome, now)
-        if isinstance(outcome, Failed) and outcome.code in delivery.OPT_OUT_CODES:
-            opted_out.append(outcome.job.to)
     if done:
         await conn.execute(outbox.delete().where(outbox.c.id.in_(done)))
-    return opted_out
+    return [o for o in outcomes if isinstance(o, Failed) and o.retry_at is None]
 
 
 async def _record(conn: AsyncConnection, outcome: Outcome, now: datetime) -> None:
@@ -220,3 +221,8 @@ async def opt_out(conn: AsyncConnection, phone: str) -> int:
 
 async def pending_count(conn: AsyncConnection) -> int:
     return int(await conn.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
+
+
+async def get_delivery(conn: AsyncConnection, delivery_id: int) -> dict[str, Any] | None:
+    row = (await conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id))).first()
+    return dict(row._mapping) if row else None

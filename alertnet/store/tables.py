@@ -151,7 +151,32 @@ incidents = sa.Table(
     sa.Column("escalation_trigger", sa.String(32), nullable=True),
     sa.Column("outcome", sa.Text(), nullable=True),
     sa.Column("false_alarm", sa.Boolean(), nullable=False, server_default=sa.false()),
+    #: Distinct reporters so far.
+    sa.Column("reporters", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false()),
+    #: Bumped at every chain move; a timer with another version is stale.
+    sa.Column("version", sa.Integer(), nullable=False, server_default="0"),
+    #: The chain position last paged (round of the repeats, step in the chain).
+    sa.Column("escalation_round", sa.Integer(), nullable=True),
+    sa.Column("escalation_step", sa.Integer(), nullable=True),
+    sa.Column("responder_ack_at", UTCDateTime(), nullable=True),
+    sa.Column("exhausted_at", UTCDateTime(), nullable=True),
+    #: "klaar" (SMS), "api", or "expired".
+    sa.Column("resolution", sa.String(16), nullable=True),
     sa.UniqueConstraint("group_id", "number"),
+)
+
+#: Who answered what, when: the response statistics are computed from these.
+answers = sa.Table(
+    "answers",
+    metadata,
+    _id(),
+    _fk("incident_id", "incidents.id"),
+    _fk("member_id", "members.id", nullable=True, ondelete="SET NULL"),
+    _fk("responder_id", "responders.id", nullable=True, ondelete="SET NULL"),
+    #: "ally_ack", "responder_ack" or "resolve".
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
 )
 
 signals = sa.Table(
@@ -208,8 +233,11 @@ deliveries = sa.Table(
     sa.Column("recipient_phone", sa.String(20), nullable=False),
     _fk("member_id", "members.id", nullable=True, ondelete="SET NULL"),
     _fk("responder_id", "responders.id", nullable=True, ondelete="SET NULL"),
-    #: What the message is for: fanout, ack_notice, escalation, reply, ...
+    #: What the message is for: fanout, update, notice, escalation.
     sa.Column("purpose", sa.String(24), nullable=False),
+    #: For escalation pages: the chain position, so a bounced step moves on at once.
+    sa.Column("escalation_round", sa.Integer(), nullable=True),
+    sa.Column("escalation_step", sa.Integer(), nullable=True),
     sa.Column("body", sa.Text(), nullable=False),
     sa.Column("segments", sa.Integer(), nullable=False),
     sa.Column("provider_sid", sa.String(64), nullable=True, unique=True),
@@ -241,11 +269,13 @@ timers = sa.Table(
     _id(),
     _fk("incident_id", "incidents.id", nullable=True),
     sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("round", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("step", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("version", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("due_at", UTCDateTime(), nullable=False, index=True),
     sa.Column("lease_until", UTCDateTime(), nullable=True),
     sa.Column("fired_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_timers_pending", "fired_at", "due_at"),
 )
 
 #: Append-only, hash-chained: each row's hash covers the previous hash and its own content.

@@ -69,7 +69,7 @@ def upgrade() -> None:
         sa.Column(
             "share_reporter_phone",
             sa.Boolean(),
-            server_default=sa.text("1"),
+            server_default=sa.true(),
             nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -162,7 +162,7 @@ def upgrade() -> None:
         sa.Column("escalation_trigger", sa.String(length=32), nullable=True),
         sa.Column("outcome", sa.Text(), nullable=True),
         sa.Column(
-            "false_alarm", sa.Boolean(), server_default=sa.text("0"), nullable=False
+            "false_alarm", sa.Boolean(), server_default=sa.false(), nullable=False
         ),
         sa.ForeignKeyConstraint(
             ["group_id"], ["groups.id"], name=op.f("fk_incidents_group_id_groups")
@@ -191,7 +191,7 @@ def upgrade() -> None:
         sa.Column("phone", sa.String(length=20), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=True),
         sa.Column(
-            "share_name", sa.Boolean(), server_default=sa.text("0"), nullable=False
+            "share_name", sa.Boolean(), server_default=sa.false(), nullable=False
         ),
         sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
@@ -346,7 +346,7 @@ def upgrade() -> None:
         sa.Column("reporter_phone", sa.String(length=20), nullable=True),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("channel", sa.String(length=8), nullable=False),
-        sa.Column("urgent", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("urgent", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["group_id"], ["groups.id"], name=op.f("fk_signals_group_id_groups")

@@ -1,0 +1,108 @@
+"""Answers to an incident: OK and KLAAR by SMS, and resolving from the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from . import messages
+from .auth import Actor, resident
+from .engine import Context, Who, decide
+from .engine import audit_incident as _audit
+from .escalation import AllyAck, Resolve, ResponderAck
+from .incidents import State
+from .store import incidents as store
+
+Row = dict[str, Any]
+
+
+async def resolve(
+    conn: AsyncConnection,
+    incident: Row,
+    now: datetime,
+    *,
+    who: Who,
+    resolution: str,
+    exclude_phone: str | None = None,
+    outcome: str | None = None,
+    false_alarm: bool = False,
+    **answered_by: Any,
+) -> None:
+    await store.add_answer(conn, incident["id"], "resolve", now, **answered_by)
+    context = Context(
+        who=who, exclude_phone=exclude_phone, resolution=resolution, outcome=outcome, false_alarm=false_alarm
+    )
+    await decide(conn, incident, Resolve(), now, context)
+
+
+async def answer(
+    conn: AsyncConnection,
+    phone: str,
+    memberships: list[Row],
+    number: int | None,
+    resolving: bool,
+    lang: str,
+    now: datetime,
+) -> str:
+    """OK or KLAAR by SMS, about #number or the latest open incident the sender was alerted about."""
+    active = [m for m in memberships if m["status"] == "active"]
+    found = await store.latest_for(conn, phone, [m["id"] for m in active], number)
+    if found is None:
+        return messages.render("no_incident", lang)
+    if found["state"] == State.resolved:
+        return messages.render("already_resolved", lang, n=found["number"])
+    incident = await store.get(conn, found["id"], lock=True)
+    assert incident is not None
+    responder = next(
+        (
+            r
+            for r in await store.responders_by_phone(conn, phone)
+            if r["neighbourhood_id"] == incident["neighbourhood_id"]
+        ),
+        None,
+    )
+    member = next((m for m in active if m["group_id"] == incident["group_id"]), None)
+    if resolving:
+        return await _resolve_by_sms(conn, incident, phone, responder, member, lang, now)
+    if responder is not None:
+        return await _responder_ok(conn, incident, responder, lang, now)
+    if member is None:
+        return messages.render("no_incident", lang)
+    await store.add_answer(conn, incident["id"], "ally_ack", now, member_id=member["id"])
+    who = resident(member["id"], member["role"])
+    await decide(conn, incident, AllyAck(), now, Context(who=who, exclude_phone=phone))
+    return messages.render("ack_thanks", member["language"], n=incident["number"])
+
+
+async def _responder_ok(
+    conn: AsyncConnection, incident: Row, responder: Row, lang: str, now: datetime
+) -> str:
+    await store.add_answer(conn, incident["id"], "responder_ack", now, responder_id=responder["id"])
+    who = Actor(f"responder:{responder['id']}", "responder")
+    await decide(conn, incident, ResponderAck(), now, Context(who=who, exclude_phone=responder["phone"]))
+    if incident["responder_ack_at"] is None:
+        await store.update(conn, incident["id"], responder_ack_at=now)
+        await _audit(conn, incident, "incident.responder_ack", now, who)
+    return messages.render("responder_thanks", responder["language"], n=incident["number"])
+
+
+async def _resolve_by_sms(
+    conn: AsyncConnection,
+    incident: Row,
+    phone: str,
+    responder: Row | None,
+    member: Row | None,
+    lang: str,
+    now: datetime,
+) -> str:
+    if responder is not None:
+        who: Who = Actor(f"responder:{responder['id']}", "responder")
+        by: Row = {"responder_id": responder["id"]}
+    elif member is not None and member["role"] == "coordinator":
+        who, by = resident(member["id"], "coordinator"), {"member_id": member["id"]}
+    else:
+        return messages.render("not_allowed_to_resolve", lang)
+    await resolve(conn, incident, now, who=who, resolution="klaar", exclude_phone=phone, **by)
+    return messages.render("resolved_thanks", lang, n=incident["number"])

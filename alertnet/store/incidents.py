@@ -1,0 +1,187 @@
+"""Incidents, their timers and answers, and who was alerted: what escalation reads and writes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..delivery import Purpose
+from ..incidents import State
+from .tables import (
+    answers,
+    deliveries,
+    groups,
+    incidents,
+    members,
+    neighbourhoods,
+    responders,
+    signals,
+    timers,
+)
+
+Row = dict[str, Any]
+
+_WITH_GROUP = (
+    sa.select(
+        incidents,
+        groups.c.name.label("group_name"),
+        groups.c.neighbourhood_id,
+        neighbourhoods.c.timezone,
+        neighbourhoods.c.language,
+        neighbourhoods.c.share_reporter_phone,
+    )
+    .join(groups, groups.c.id == incidents.c.group_id)
+    .join(neighbourhoods, neighbourhoods.c.id == groups.c.neighbourhood_id)
+)
+
+
+async def get(conn: AsyncConnection, incident_id: int, *, lock: bool = False) -> Row | None:
+    """An incident with its group's name and its neighbourhood's zone; locked for the transaction if asked."""
+    query = _WITH_GROUP.where(incidents.c.id == incident_id)
+    if lock:
+        query = query.with_for_update(of=incidents)
+    row = (await conn.execute(query)).first()
+    return dict(row._mapping) if row else None
+
+
+async def update(conn: AsyncConnection, incident_id: int, **values: Any) -> None:
+    await conn.execute(incidents.update().where(incidents.c.id == incident_id).values(**values))
+
+
+async def signal_rows(conn: AsyncConnection, incident_id: int) -> list[Row]:
+    query = sa.select(signals).where(signals.c.incident_id == incident_id).order_by(signals.c.id)
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+def reporter_key(signal: Row) -> str:
+    """Who reported: the member, else the number given, else one anonymous source per channel."""
+    if signal["member_id"] is not None:
+        return f"member:{signal['member_id']}"
+    return signal["reporter_phone"] or f"anonymous:{signal['channel']}"
+
+
+async def responders_by_id(conn: AsyncConnection, ids: set[int]) -> dict[int, Row]:
+    if not ids:
+        return {}
+    rows = await conn.execute(sa.select(responders).where(responders.c.id.in_(ids)))
+    return {row.id: dict(row._mapping) for row in rows}
+
+
+async def responders_by_phone(conn: AsyncConnection, phone: str) -> list[Row]:
+    rows = await conn.execute(sa.select(responders).where(responders.c.phone == phone))
+    return [dict(row._mapping) for row in rows]
+
+
+async def add_timer(conn: AsyncConnection, incident_id: int, **values: Any) -> None:
+    await conn.execute(timers.insert().values(incident_id=incident_id, **values))
+
+
+async def claim_due_timers(conn: AsyncConnection, now: datetime, limit: int, lease_s: float) -> list[Row]:
+    """Due timers, earliest first, leased to this worker: each fires once even with several processes."""
+    due = (
+        sa.select(timers.c.id)
+        .where(
+            timers.c.fired_at.is_(None),
+            timers.c.due_at <= now,
+            sa.or_(timers.c.lease_until.is_(None), timers.c.lease_until < now),
+        )
+        .order_by(timers.c.due_at, timers.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = await conn.execute(
+        timers.update()
+        .where(timers.c.id.in_(due.scalar_subquery()))
+        .values(lease_until=now + timedelta(seconds=lease_s))
+        .returning(timers)
+    )
+    return sorted((dict(row._mapping) for row in rows), key=lambda t: (t["due_at"], t["id"]))
+
+
+async def mark_fired(conn: AsyncConnection, timer_id: int, now: datetime) -> None:
+    await conn.execute(timers.update().where(timers.c.id == timer_id).values(fired_at=now, lease_until=None))
+
+
+async def next_due(conn: AsyncConnection) -> datetime | None:
+    value: datetime | None = await conn.scalar(
+        sa.select(sa.func.min(timers.c.due_at)).where(timers.c.fired_at.is_(None))
+    )
+    return value
+
+
+async def alerted(conn: AsyncConnection, incident_id: int, purposes: tuple[Purpose, ...]) -> list[Row]:
+    """Everyone who got a message of these purposes about the incident, once per number."""
+    query = (
+        sa.select(
+            deliveries.c.recipient_phone,
+            deliveries.c.member_id,
+            deliveries.c.responder_id,
+            sa.func.coalesce(members.c.language, responders.c.language, "nl").label("language"),
+        )
+        .outerjoin(members, members.c.id == deliveries.c.member_id)
+        .outerjoin(responders, responders.c.id == deliveries.c.responder_id)
+        .where(deliveries.c.incident_id == incident_id, deliveries.c.purpose.in_(purposes))
+        .order_by(deliveries.c.id)
+    )
+    seen: dict[str, Row] = {}
+    for row in await conn.execute(query):
+        seen.setdefault(row.recipient_phone, dict(row._mapping))
+    return list(seen.values())
+
+
+async def reporting_members(conn: AsyncConnection, incident_id: int) -> list[Row]:
+    query = (
+        sa.select(
+            members.c.phone.label("recipient_phone"), members.c.id.label("member_id"), members.c.language
+        )
+        .join(signals, signals.c.member_id == members.c.id)
+        .where(signals.c.incident_id == incident_id, members.c.status == "active")
+        .distinct()
+    )
+    return [dict(row._mapping) | {"responder_id": None} for row in await conn.execute(query)]
+
+
+async def step_deliveries(conn: AsyncConnection, incident_id: int, round_: int, step: int) -> list[str]:
+    """The statuses of the pages sent for one chain position."""
+    query = sa.select(deliveries.c.status).where(
+        deliveries.c.incident_id == incident_id,
+        deliveries.c.purpose == Purpose.escalation,
+        deliveries.c.escalation_round == round_,
+        deliveries.c.escalation_step == step,
+    )
+    return list(await conn.scalars(query))
+
+
+async def add_answer(conn: AsyncConnection, incident_id: int, kind: str, at: datetime, **who: Any) -> None:
+    await conn.execute(answers.insert().values(incident_id=incident_id, kind=kind, at=at, **who))
+
+
+async def latest_for(
+    conn: AsyncConnection, phone: str, member_ids: list[int], number: int | None
+) -> Row | None:
+    """The incident a person answers about: #number if given, else the latest one they were alerted
+    about or reported, not yet resolved (a given number may also name a resolved one)."""
+    alerted_about = sa.select(deliveries.c.incident_id).where(
+        deliveries.c.recipient_phone == phone, deliveries.c.incident_id.is_not(None)
+    )
+    reported = sa.select(signals.c.incident_id).where(signals.c.member_id.in_(member_ids or [-1]))
+    query = _WITH_GROUP.where(sa.or_(incidents.c.id.in_(alerted_about), incidents.c.id.in_(reported)))
+    if number is None:
+        query = query.where(incidents.c.state != State.resolved)
+    else:
+        query = query.where(incidents.c.number == number)
+    row = (await conn.execute(query.order_by(incidents.c.last_signal_at.desc()).limit(1))).first()
+    return dict(row._mapping) if row else None
+
+
+async def silent_since(conn: AsyncConnection, before: datetime, limit: int = 100) -> list[int]:
+    """Unresolved incidents whose last signal came before `before`."""
+    query = (
+        sa.select(incidents.c.id)
+        .where(incidents.c.state != State.resolved, incidents.c.last_signal_at < before)
+        .limit(limit)
+    )
+    return list(await conn.scalars(query))
