@@ -98,9 +98,9 @@ async def timer_worker(app: web.Application) -> AsyncIterator[None]:
     app[keys.timers] = worker
     task = asyncio.create_task(worker.run(), name="alertnet-timers")
     yield
-    task.cancel()
+    await worker.stop()
     with contextlib.suppress(asyncio.CancelledError):
-        await task
+        await asyncio.wait_for(task, timeout=30)
 
 
 #: How long inbound MessageSids are remembered: far beyond any Twilio retry.

@@ -43,7 +43,7 @@ async def json_body(request: web.Request, model: type[M]) -> M:
 
 
 def query(request: web.Request, model: type[M]) -> M:
-    """Parse the query string; a repeated parameter counts once, the last wins."""
+    """Parse the query string; a repeated parameter counts once, the first wins."""
     try:
         return model.model_validate(dict(request.query))
     except ValidationError as exc:

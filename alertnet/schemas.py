@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import zoneinfo
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from . import phones
 from .auth import Role
 from .policy import DbId, EscalationPolicy
 
 Language = Literal["nl", "en"]
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+def _printable(value: str) -> str:
+    """No control characters (PostgreSQL refuses NUL in text; none belongs in a name or an SMS)."""
+    if any(unicodedata.category(char) == "Cc" and char not in "\n\t" for char in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_printable)]
+Text = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_printable)]
+Label = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_printable)]
 _JOIN_CODE = re.compile(r"^[A-Z0-9]{3,20}$")
 
 
@@ -102,7 +114,7 @@ class NeighbourhoodOut(Out):
 class ResponderIn(Body):
     name: Name
     phone: Phone
-    role: Annotated[str, Field(min_length=1, max_length=40)] = "buurtregisseur"
+    role: Label = "buurtregisseur"
     language: Language | None = None
 
 
@@ -168,7 +180,7 @@ class TokenIn(Body):
     role: Literal[Role.coordinator, Role.source]
     neighbourhood_id: DbId | None = None
     group_id: DbId | None = None
-    label: Annotated[str, Field(max_length=100)] | None = None
+    label: Name | None = None
 
 
 class TokenOut(Out):
@@ -240,7 +252,7 @@ class SignalIn(Body):
     """A signal from an app or device."""
 
     group_id: DbId
-    text: Annotated[str, Field(min_length=1, max_length=1000)]
+    text: Text
     reporter_phone: Phone | None = Field(
         None, description="the resident who reports; never shown to the group"
     )

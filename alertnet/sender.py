@@ -115,12 +115,20 @@ class Sender:
         self.wake.set()
 
     async def _drain(self, recorder: asyncio.Task[None]) -> None:
-        """Let sends in flight finish and their outcomes commit, so a restart sends nothing twice."""
-        if self.in_flight:
-            await asyncio.wait(self.in_flight, timeout=20)
-        while self.outcomes:
-            self.have_outcomes.set()
-            await asyncio.sleep(0.01)
+        """Let sends in flight finish and their outcomes commit, so a restart sends nothing twice.
+
+        A slot comes back only once its outcome is committed, so holding every slot means the
+        recorder is idle: only then is it safe to cancel.
+        """
+
+        async def every_slot() -> None:
+            for _ in range(self.concurrency):
+                await self.slots.acquire()
+
+        try:
+            await asyncio.wait_for(every_slot(), timeout=30)
+        except TimeoutError:
+            log.error("outbox_drain_incomplete", unrecorded=len(self.outcomes), in_flight=len(self.in_flight))
         recorder.cancel()
         await asyncio.gather(recorder, return_exceptions=True)
 

@@ -44,14 +44,20 @@ class TimerWorker:
         self.notify_sender = notify_sender
         self.wake = asyncio.Event()
         self.next_expiry_check = 0.0
+        self.stopping = False
 
     def notify(self) -> None:
         """A timer was set that may be due sooner than the worker's next look."""
         self.wake.set()
 
+    async def stop(self) -> None:
+        """Finish the timer in hand, then return: never cut a database call in half."""
+        self.stopping = True
+        self.wake.set()
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self.stopping:
             self.wake.clear()
             try:
                 fired = await self._fire_due()
@@ -80,6 +86,8 @@ class TimerWorker:
         async with self.db.begin() as conn:
             due = await store.claim_due_timers(conn, now, BATCH, LEASE_S)
         for timer in due:
+            if self.stopping:
+                break  # the rest come back when their lease expires
             await self._fire_one(timer)
         return len(due)
 

@@ -174,8 +174,8 @@ class FakeTwilio:
             await self.post_status(url, sid, status)
 
 
-async def _serve(port: int, record: Path, fault: float) -> None:
-    fake = FakeTwilio(record=record, fault=storm(fault) if fault else None)
+async def _serve(port: int, record: Path, fault: float, latency_s: float = 0.0) -> None:
+    fake = FakeTwilio(record=record, fault=storm(fault) if fault else None, latency_s=latency_s)
     await fake.start(port)
     print(fake.url, flush=True)
     await asyncio.Event().wait()
@@ -186,5 +186,8 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--record", type=Path, required=True)
     parser.add_argument("--storm", type=float, default=0.0)
+    parser.add_argument(
+        "--latency", type=float, default=0.0, metavar="SECONDS", help="delay before answering each message"
+    )
     args = parser.parse_args()
-    asyncio.run(_serve(args.port, args.record, args.storm))
+    asyncio.run(_serve(args.port, args.record, args.storm, args.latency))

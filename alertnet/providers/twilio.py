@@ -75,7 +75,9 @@ class TwilioProvider:
     def __init__(self, settings: Settings) -> None:
         assert settings.twilio_account_sid
         assert settings.twilio_auth_token
-        self.http = _HttpClient(settings.twilio_api_base, timeout_s=15)
+        # A send never outlives its outbox lease: otherwise a slow request could be sent again by
+        # whoever claims the job after the lease, while this one is still waiting for Twilio.
+        self.http = _HttpClient(settings.twilio_api_base, timeout_s=min(15.0, settings.outbox_lease_s / 3))
         self.client = Client(
             settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), http_client=self.http
         )
