@@ -87,12 +87,17 @@ def test_render_fills_every_placeholder(key: str, lang: str | None) -> None:
 
 
 def test_escalation_page_holds_every_signal_and_the_caller() -> None:
-    """A responder's page: group, #n, reporters, the signals (shortened), the caller if shared, how to answer."""
+    """A responder's page: group, #n, reporters, the signals, the caller if shared, how to answer."""
     body = messages.escalation(
-        "nl", group="Molenwijk", number=4, reporters=2, texts=["Man bij schuur", "Hij heeft een mes"],
+        "nl",
+        group="Molenwijk",
+        number=4,
+        reporters=2,
+        texts=["Man bij schuur", "Hij heeft een mes"],
         caller="+31612345678",
     )
-    assert body.startswith("ALARM Molenwijk #4: 2 melder(s). Man bij schuur / Hij heeft een mes Melder: +31612345678")
+    first_line = "ALARM Molenwijk #4: 2 melder(s). Man bij schuur / Hij heeft een mes Melder: +31612345678"
+    assert body.startswith(first_line)
     assert body.endswith("Antwoord OK 4. Opgelost: KLAAR 4")
     long = messages.escalation("en", group="G", number=1, reporters=9, texts=["word " * 100], caller=None)
     assert "..." in long
