@@ -15,7 +15,16 @@ from .auth import Principal, Role
 from .errors import BadInput, Conflict, Forbidden, NotFound
 from .phones import mask
 from .policy import EscalationPolicy
-from .schemas import GroupIn, GroupPatch, MemberIn, MemberStatus, NeighbourhoodIn, ResponderIn, TokenIn
+from .schemas import (
+    GroupIn,
+    GroupPatch,
+    MemberIn,
+    MemberStatus,
+    NeighbourhoodIn,
+    ResponderIn,
+    ResponderPatch,
+    TokenIn,
+)
 from .store import audit, groups, neighbourhoods, tokens
 from .store import signals as signal_store
 
@@ -49,7 +58,7 @@ async def add_responder(
     conn: AsyncConnection, who: Principal, neighbourhood_id: int, body: ResponderIn, now: datetime
 ) -> Row:
     hood = await neighbourhood(conn, who, neighbourhood_id)
-    values = body.model_dump()
+    values = body.model_dump(mode="json")
     values["language"] = values["language"] or hood["language"]
     row = await neighbourhoods.add_responder(conn, neighbourhood_id, values, now)
     await audit.append(
@@ -60,6 +69,32 @@ async def add_responder(
         subject=f"responder:{row['id']}",
         neighbourhood_id=neighbourhood_id,
         data={"name": row["name"], "role": row["role"], "phone": mask(row["phone"])},
+    )
+    return row
+
+
+async def update_responder(
+    conn: AsyncConnection, who: Principal, responder_id: int, body: ResponderPatch, now: datetime
+) -> Row:
+    """Change a responder; a schedule set to null means always on duty."""
+    current = await neighbourhoods.get_responder(conn, responder_id)
+    who.require(current["neighbourhood_id"], "responder")
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    for field in ("name", "phone", "role", "language"):
+        if field in changes and changes[field] is None:
+            raise BadInput(f"{field}: may not be null", field=field)
+    row = await neighbourhoods.update_responder(conn, current, changes)
+    data: Row = {"changed": sorted(changes)}
+    if "phone" in changes:
+        data["phone"] = mask(row["phone"])
+    await audit.append(
+        conn,
+        who=who,
+        type="responder.updated",
+        at=now,
+        subject=f"responder:{responder_id}",
+        neighbourhood_id=current["neighbourhood_id"],
+        data=data,
     )
     return row
 

@@ -9,10 +9,11 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import admin, keys
+from . import admin, engine, keys
 from .auth import Role
 from .bodies import json_body, path_id, query
 from .middleware import principal
+from .policy import EscalationPolicy
 from .schemas import (
     AuditPage,
     AuditQuery,
@@ -26,6 +27,7 @@ from .schemas import (
     NeighbourhoodOut,
     ResponderIn,
     ResponderOut,
+    ResponderPatch,
     TokenCreated,
     TokenIn,
     TokenOut,
@@ -55,7 +57,8 @@ def _many(model: type[BaseModel], rows: list[Any]) -> web.Response:
 
 
 async def _group_out(conn: AsyncConnection, row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "members": await groups.member_counts(conn, row["id"])}
+    gaps = await engine.coverage_gaps(conn, EscalationPolicy.model_validate(row["escalation"]))
+    return {**row, "members": await groups.member_counts(conn, row["id"]), "coverage_gaps": gaps}
 
 
 # Neighbourhoods and responders
@@ -89,6 +92,14 @@ async def add_responder(request: web.Request) -> web.Response:
     async with _write(request) as conn:
         row = await admin.add_responder(conn, principal(request), neighbourhood_id, body, _now(request))
     return _one(ResponderOut, row, 201)
+
+
+async def update_responder(request: web.Request) -> web.Response:
+    responder_id = path_id(request)
+    body = await json_body(request, ResponderPatch)
+    async with _write(request) as conn:
+        row = await admin.update_responder(conn, principal(request), responder_id, body, _now(request))
+    return _one(ResponderOut, row)
 
 
 async def list_responders(request: web.Request) -> web.Response:

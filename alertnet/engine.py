@@ -87,6 +87,16 @@ def _schedule(raw: list[dict[str, Any]] | None) -> list[DutyWindow] | None:
     return None if raw is None else [DutyWindow.model_validate(window) for window in raw]
 
 
+async def coverage_gaps(conn: AsyncConnection, policy: EscalationPolicy) -> list[dict[str, str]]:
+    """The week's hours when no step of the chain has a responder on duty."""
+    found = await store.responders_by_id(conn, policy.responder_ids())
+    steps = [
+        [_schedule(found[rid]["schedule"]) for rid in step.responder_ids if rid in found]
+        for step in policy.chain
+    ]
+    return schedules.coverage_gaps(steps)
+
+
 async def on_signal(
     conn: AsyncConnection, incident_id: int, *, new: bool, urgent: bool, text: str, now: datetime, who: Who
 ) -> None:

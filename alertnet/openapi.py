@@ -40,9 +40,12 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
         for name in _PARAM.findall(route.path)
     ]
     if route.query is not None:
+        properties = route.query.model_json_schema(ref_template=_REF)["properties"]
         for name, info in route.query.model_fields.items():
-            schema = route.query.model_json_schema()["properties"][name]
-            parameters.append({"name": name, "in": "query", "required": info.is_required(), "schema": schema})
+            key = info.alias or name
+            parameters.append(
+                {"name": key, "in": "query", "required": info.is_required(), "schema": properties[key]}
+            )
     operation: dict[str, Any] = {
         "operationId": route.handler.__name__,
         "summary": route.summary,
@@ -81,6 +84,10 @@ def build(routes: tuple[Route, ...]) -> dict[str, Any]:
     modes: tuple[JsonSchemaMode, ...] = ("validation", "serialization")
     pairs = [(model, mode) for mode in modes for model in models]
     refs, schemas = models_json_schema(pairs, ref_template=_REF)
+    components = dict(schemas.get("$defs", {}))
+    for route in routes:
+        if route.query is not None:
+            components.update(route.query.model_json_schema(ref_template=_REF).get("$defs", {}))
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         path = _PARAM.sub(r"{\1}", route.path)
@@ -94,7 +101,7 @@ def build(routes: tuple[Route, ...]) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": schemas.get("$defs", {}),
+            "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -27,7 +27,7 @@ DEFAULT_URGENT_KEYWORDS = (
 
 # Whole numbers are strict: JSON true or "600" is a client's mistake, not 1 or 600.
 DbId = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
-Seconds = Annotated[int, Field(strict=True, ge=10, le=7 * 24 * 3600)]
+Seconds = Annotated[int, Field(strict=True, ge=1, le=7 * 24 * 3600)]
 
 
 class ChainStep(BaseModel):

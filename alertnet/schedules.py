@@ -6,6 +6,7 @@ daylight saving time by construction: the UTC instant is converted with the zone
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, time
 from typing import Annotated, Literal
@@ -32,9 +33,11 @@ class DutyWindow(BaseModel):
     @field_validator("start", "end", mode="before")
     @classmethod
     def _hh_mm(cls, value: object) -> object:
-        if isinstance(value, str) and value == "24:00":
-            return "23:59:59.999999"
-        return value
+        if isinstance(value, time):
+            return value
+        if not isinstance(value, str) or not re.fullmatch(r"\d{2}:\d{2}", value):
+            raise ValueError("must be a local time as HH:MM, e.g. 08:00")
+        return "23:59:59.999999" if value == "24:00" else value
 
     def covers(self, day: int, at: time) -> bool:
         """Whether local weekday `day` (0 = Monday) at `at` falls in the window."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import zoneinfo
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -13,7 +13,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from . import phones
 from .auth import Role
+from .incidents import State
 from .policy import DbId, EscalationPolicy
+from .schedules import DutyWindow
 
 Language = Literal["nl", "en"]
 
@@ -116,6 +118,17 @@ class ResponderIn(Body):
     phone: Phone
     role: Label = "buurtregisseur"
     language: Language | None = None
+    schedule: list[DutyWindow] | None = Field(
+        None, max_length=50, description="weekly on-duty hours in the neighbourhood's time zone; null: always"
+    )
+
+
+class ResponderPatch(Body):
+    name: Name | None = None
+    phone: Phone | None = None
+    role: Label | None = None
+    language: Language | None = None
+    schedule: list[DutyWindow] | None = Field(None, max_length=50, description="null: always on duty")
 
 
 class ResponderOut(Out):
@@ -125,6 +138,7 @@ class ResponderOut(Out):
     phone: str
     role: str
     language: str
+    schedule: list[DutyWindow] | None
     created_at: datetime
 
 
@@ -150,6 +164,9 @@ class GroupOut(Out):
     join_policy: JoinPolicy
     escalation: EscalationPolicy
     members: dict[str, int] = Field(description="member counts by status")
+    coverage_gaps: list[dict[str, str]] = Field(
+        description="local week hours when no step of the chain has a responder on duty"
+    )
     created_at: datetime
 
 
@@ -265,3 +282,91 @@ class SignalAccepted(Out):
     number: int = Field(description="the incident's number in its group, shown in SMS as #n")
     new_incident: bool
     recipients: int = Field(description="allies the signal was sent to")
+
+
+class SignalOut(Out):
+    id: int
+    received_at: datetime
+    text: str
+    channel: str
+    urgent: bool
+    #: "member:ID" or the channel; never a phone number.
+    reporter: str
+
+
+class IncidentOut(Out):
+    id: int
+    group_id: int
+    neighbourhood_id: int
+    number: int
+    state: State
+    reporters: int
+    urgent: bool
+    opened_at: datetime
+    last_signal_at: datetime
+    acknowledged_at: datetime | None
+    escalated_at: datetime | None
+    escalation_trigger: str | None
+    responder_ack_at: datetime | None
+    resolved_at: datetime | None
+    resolution: str | None
+    outcome: str | None
+    false_alarm: bool
+    signals: list[SignalOut]
+
+
+class IncidentStats(Out):
+    time_to_first_ally_ok_s: float | None
+    time_to_responder_ok_s: float | None = Field(description="from escalation to the first responder's OK")
+    time_to_resolve_s: float | None
+    alerted: int = Field(description="allies the signals were sent to")
+    answered: int = Field(description="allies and responders who answered OK")
+
+
+class TimelineEntry(Out):
+    seq: int
+    at: datetime
+    type: str
+    actor: str
+    data: dict[str, Any]
+
+
+class IncidentDetail(IncidentOut):
+    stats: IncidentStats
+    deliveries: dict[str, dict[str, int]] = Field(description="message counts by purpose and status")
+    timeline: list[TimelineEntry]
+
+
+class IncidentQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    group_id: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
+    state: State | None = None
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+    before: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = Field(
+        None, description="an incident id: older ones"
+    )
+
+
+class IncidentPage(Out):
+    items: list[IncidentOut]
+    next_before: int | None
+
+
+class ResolveIn(Body):
+    outcome: Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_printable)] | None = None
+    false_alarm: bool = Field(False, strict=True)
+
+
+class StatsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    neighbourhood_id: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
+    from_: date | None = Field(None, alias="from", description="first local day, YYYY-MM-DD")
+    to: date | None = Field(None, description="last local day, YYYY-MM-DD")
+
+
+class StatsOut(Out):
+    neighbourhood_id: int
+    weeks: list[dict[str, Any]]
+    totals: dict[str, Any]

@@ -87,3 +87,50 @@ async def settled(client: Client) -> None:
 async def rows(client: Client, query: str) -> list[Any]:
     async with db.read(client.app[keys.engine]) as conn:
         return list((await conn.execute(sa.text(query))).all())
+
+
+OFFICER = "+31630000001"
+BACKUP = "+31630000002"
+
+
+async def make_escalating_group(
+    client: Client,
+    allies: int,
+    *,
+    steps: list[tuple[str, int]],
+    coordinator: str | None = None,
+    schedules: dict[str, Any] | None = None,
+    **policy: Any,
+) -> dict[str, Any]:
+    """A group of allies whose chain pages the responders `steps` = [(phone, timeout_s), ...] in order."""
+    hood = await call(client, "POST", "/api/v1/neighbourhoods", {"name": "Molenwijk"}, expect=201)
+    ids = []
+    for n, (phone, _) in enumerate(steps):
+        body = {"name": f"Responder {n + 1}", "phone": phone}
+        if schedules and phone in schedules:
+            body["schedule"] = schedules[phone]
+        responder = await call(
+            client, "POST", f"/api/v1/neighbourhoods/{hood['id']}/responders", body, expect=201
+        )
+        ids.append(responder["id"])
+    chain = [
+        {"responder_ids": [rid], "timeout_s": timeout} for rid, (_, timeout) in zip(ids, steps, strict=True)
+    ]
+    group = await call(
+        client,
+        "POST",
+        f"/api/v1/neighbourhoods/{hood['id']}/groups",
+        {"name": "Molenwijk Noord", "join_code": "MOLEN", "escalation": {"chain": chain, **policy}},
+        expect=201,
+    )
+    for n in range(allies):
+        await call(client, "POST", f"/api/v1/groups/{group['id']}/members", {"phone": ally(n)}, expect=201)
+    if coordinator:
+        await call(
+            client,
+            "POST",
+            f"/api/v1/groups/{group['id']}/members",
+            {"phone": coordinator, "role": "coordinator"},
+            expect=201,
+        )
+    return group | {"responder_ids": ids}

@@ -35,10 +35,19 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[Hood
 
     async def build() -> tuple[Hood, Hood]:
         async with TestClient(TestServer(create_app(_settings(path, migrate=True)))) as client:
-            return (
+            hoods = (
                 await make_hood(client, "Molenwijk", "MOLEN", "01"),
                 await make_hood(client, "Banne", "BANNE", "02"),
             )
+            for hood in hoods:  # an incident in each, for the incident routes
+                await call(
+                    client,
+                    "POST",
+                    "/api/v1/signals",
+                    {"group_id": hood.group_id, "text": "Verdacht"},
+                    expect=202,
+                )
+            return hoods
 
     # In a thread of its own, so its event loop never meets the tests' loops.
     with ThreadPoolExecutor(1) as pool:
@@ -92,6 +101,7 @@ class Ids:
     token: int
     #: A resident who asked to join by SMS and waits for approval (0 when the route needs none).
     pending: int = 0
+    incident: int = 0
 
 
 Body = Callable[[Ids], dict[str, Any]]
@@ -168,6 +178,19 @@ MATRIX: dict[tuple[str, str], Target] = {
         Kind.LISTING, "/api/v1/audit?limit=1000", scope=_items("neighbourhood_id")
     ),
     ("GET", "/api/v1/audit/verify"): Target(Kind.GLOBAL, "/api/v1/audit/verify"),
+    ("PATCH", r"/api/v1/responders/{id:\d+}"): Target(
+        Kind.SCOPED,
+        "/api/v1/responders/{responder}",
+        lambda ids: {"schedule": [{"days": ["mon", "tue"], "start": "08:00", "end": "18:00"}]},
+    ),
+    ("GET", "/api/v1/incidents"): Target(Kind.LISTING, "/api/v1/incidents", scope=_items("neighbourhood_id")),
+    ("GET", r"/api/v1/incidents/{id:\d+}"): Target(Kind.SCOPED, "/api/v1/incidents/{incident}"),
+    ("POST", r"/api/v1/incidents/{id:\d+}/resolve"): Target(
+        Kind.SCOPED,
+        "/api/v1/incidents/{incident}/resolve",
+        lambda ids: {"outcome": "Loos alarm", "false_alarm": True},
+    ),
+    ("GET", "/api/v1/stats"): Target(Kind.SCOPED, "/api/v1/stats?neighbourhood_id={hood}"),
     ("POST", "/api/v1/signals"): Target(
         Kind.SCOPED,
         "/api/v1/signals",
@@ -179,7 +202,15 @@ GUARDED = [route for route in ROUTES if route.roles]
 #: Routes a source token (an app or device of one group) may call.
 FOR_SOURCES = [route for route in GUARDED if Role.source in route.roles]
 #: Ids that exist in no database of these tests.
-MISSING = Ids(hood=999_999, responder=999_999, group=999_999, member=999_999, token=999_999, pending=999_999)
+MISSING = Ids(
+    hood=999_999,
+    responder=999_999,
+    group=999_999,
+    member=999_999,
+    token=999_999,
+    pending=999_999,
+    incident=999_999,
+)
 #: For callers that never get past authentication, any ids do.
 ANY = Ids(hood=1, responder=1, group=1, member=1, token=1, pending=1)
 
@@ -206,7 +237,10 @@ async def _ids(client: Client, hood: Hood, route: Route) -> Ids:
         for item in listed["items"]
         if item["neighbourhood_id"] == hood.id and item["role"] == "source"
     )
-    ids = Ids(hood.id, hood.responder_id, hood.group_id, hood.member_id, token)
+    incidents = await call(client, "GET", f"/api/v1/incidents?group_id={hood.group_id}", expect=200)
+    ids = Ids(
+        hood.id, hood.responder_id, hood.group_id, hood.member_id, token, incident=incidents["items"][0]["id"]
+    )
     if "{pending}" in _target(route).path:
         ids = replace(ids, pending=await _pending_member(client, hood))
     return ids

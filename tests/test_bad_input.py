@@ -21,7 +21,17 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from alertnet.app import create_app
 from alertnet.routes import ROUTES, Route
-from alertnet.schemas import GroupIn, GroupPatch, MemberIn, NeighbourhoodIn, ResponderIn, SignalIn, TokenIn
+from alertnet.schemas import (
+    GroupIn,
+    GroupPatch,
+    MemberIn,
+    NeighbourhoodIn,
+    ResolveIn,
+    ResponderIn,
+    ResponderPatch,
+    SignalIn,
+    TokenIn,
+)
 from alertnet.settings import Settings
 
 from .conftest import ADMIN, ADMIN_TOKEN, Client, Hood, call, make_hood
@@ -156,6 +166,11 @@ NEIGHBOURHOOD_CASES = [
     Bad("unknown-field-case", {"name": "Nieuwendam", "Name": "Nieuwendam"}, "Name"),
 ]
 
+
+def _window(**fields: Any) -> dict[str, Any]:
+    return {"days": ["mon"], "start": "08:00", "end": "18:00", **fields}
+
+
 RESPONDER_CASES = [
     Bad("phone-missing", _without(RESPONDER, "phone"), "phone"),
     Bad("phone-hello", _with(RESPONDER, phone="hello"), "phone"),
@@ -175,6 +190,36 @@ RESPONDER_CASES = [
     Bad("language-unknown", _with(RESPONDER, language="fr"), "language"),
     Bad("language-int", _with(RESPONDER, language=5), "language"),
     Bad("unknown-field", _with(RESPONDER, neighbourhood_id=2), "neighbourhood_id"),
+    Bad("schedule-not-list", _with(RESPONDER, schedule="weekdays"), "schedule"),
+    Bad("schedule-day", _with(RESPONDER, schedule=[_window(days=["maandag"])]), "schedule.0.days.0"),
+    Bad("schedule-no-days", _with(RESPONDER, schedule=[_window(days=[])]), "schedule.0.days"),
+    Bad("schedule-time", _with(RESPONDER, schedule=[_window(start="25:00")]), "schedule.0.start"),
+    Bad("schedule-time-int", _with(RESPONDER, schedule=[_window(end=18)]), "schedule.0.end"),
+    Bad(
+        "schedule-missing-end",
+        _with(RESPONDER, schedule=[{"days": ["mon"], "start": "08:00"}]),
+        "schedule.0.end",
+    ),
+    Bad("schedule-unknown", _with(RESPONDER, schedule=[_window(zone="UTC")]), "schedule.0.zone"),
+    Bad("name-control", _with(RESPONDER, name="Jan\x00sen"), "name"),
+]
+
+RESPONDER_PATCH_CASES = [
+    Bad("name-null", {"name": None}, "name"),
+    Bad("phone-hello", {"phone": "hello"}, "phone"),
+    Bad("role-empty", {"role": ""}, "role"),
+    Bad("schedule-day", {"schedule": [_window(days=["someday"])]}, "schedule.0.days.0"),
+    Bad("unknown-field", {"neighbourhood_id": 2}, "neighbourhood_id"),
+]
+
+RESOLVE_CASES = [
+    Bad("outcome-empty", {"outcome": ""}, "outcome"),
+    Bad("outcome-too-long", {"outcome": "x" * 301}, "outcome"),
+    Bad("outcome-int", {"outcome": 5}, "outcome"),
+    Bad("outcome-control", {"outcome": "a\x00b"}, "outcome"),
+    Bad("false-alarm-string", {"false_alarm": "yes"}, "false_alarm"),
+    Bad("false-alarm-int", {"false_alarm": 1}, "false_alarm"),
+    Bad("unknown-field", {"state": "resolved"}, "state"),
 ]
 
 GROUP_CASES = [
@@ -206,7 +251,7 @@ GROUP_CASES = [
     Bad("threshold-string", _policy(threshold_reporters="3"), "escalation.threshold_reporters"),
     Bad("threshold-fraction", _policy(threshold_reporters=1.5), "escalation.threshold_reporters"),
     Bad("threshold-null", _policy(threshold_reporters=None), "escalation.threshold_reporters"),
-    Bad("window-too-short", _policy(window_s=9), "escalation.window_s"),
+    Bad("window-too-short", _policy(window_s=0), "escalation.window_s"),
     Bad("window-too-long", _policy(window_s=7 * 24 * 3600 + 1), "escalation.window_s"),
     Bad("window-string", _policy(window_s="600"), "escalation.window_s"),
     Bad("window-bool", _policy(window_s=True), "escalation.window_s"),
@@ -260,11 +305,11 @@ GROUP_CASES = [
         _policy(chain=[_step(responder_ids=[{"id": 1}])]),
         "escalation.chain.0.responder_ids.0",
     ),
-    Bad("step-timeout-too-short", _policy(chain=[_step(timeout_s=5)]), "escalation.chain.0.timeout_s"),
+    Bad("step-timeout-too-short", _policy(chain=[_step(timeout_s=0)]), "escalation.chain.0.timeout_s"),
     Bad("step-timeout-string", _policy(chain=[_step(timeout_s="600")]), "escalation.chain.0.timeout_s"),
     Bad("step-timeout-null", _policy(chain=[_step(timeout_s=None)]), "escalation.chain.0.timeout_s"),
     Bad("step-timeout-huge", _policy(chain=[_step(timeout_s=HUGE)]), "escalation.chain.0.timeout_s"),
-    Bad("second-step-timeout", _policy(chain=[_step(), _step(timeout_s=9)]), "escalation.chain.1.timeout_s"),
+    Bad("second-step-timeout", _policy(chain=[_step(), _step(timeout_s=0)]), "escalation.chain.1.timeout_s"),
     Bad("responder-unknown", _policy(chain=[_step(responder_ids=[999_999])]), "escalation.chain"),
     Bad("unknown-field", _with(GROUP, members=[]), "members"),
 ]
@@ -283,7 +328,7 @@ PATCH_CASES = [
     Bad("window-string", {"escalation": {"window_s": "600"}}, "escalation.window_s"),
     Bad("repeat-bool", {"escalation": {"repeat": True}}, "escalation.repeat"),
     Bad("threshold-huge", {"escalation": {"threshold_reporters": HUGE}}, "escalation.threshold_reporters"),
-    Bad("step-timeout", {"escalation": {"chain": [_step(timeout_s=1)]}}, "escalation.chain.0.timeout_s"),
+    Bad("step-timeout", {"escalation": {"chain": [_step(timeout_s=0)]}}, "escalation.chain.0.timeout_s"),
     Bad("responder-unknown", {"escalation": {"chain": [_step(responder_ids=[999_999])]}}, "escalation.chain"),
     Bad("unknown-field", {"id": 3}, "id"),
     Bad("unknown-field-neighbourhood", {"neighbourhood_id": 2}, "neighbourhood_id"),
@@ -380,6 +425,8 @@ BODY_TABLE: list[tuple[str, str, list[Bad]]] = [
     ("POST", "/api/v1/groups/{group}/members", MEMBER_CASES),
     ("POST", "/api/v1/tokens", TOKEN_CASES),
     ("POST", "/api/v1/signals", SIGNAL_CASES),
+    ("PATCH", "/api/v1/responders/{responder}", RESPONDER_PATCH_CASES),
+    ("POST", "/api/v1/incidents/1/resolve", RESOLVE_CASES),
 ]
 BODY_CASES = [
     pytest.param(method, path, case, id=f"{method} {path} {case.id}")
@@ -389,13 +436,13 @@ BODY_CASES = [
 
 
 def _url(path: str, hood: Hood) -> str:
-    return path.format(hood=hood.id, group=hood.group_id)
+    return path.format(hood=hood.id, group=hood.group_id, responder=hood.responder_id)
 
 
 def test_every_body_route_has_bad_cases() -> None:
     """Every route that takes a body has a row in the table of bad bodies."""
     with_body = {(route.method, _label_path(route.path)) for route in ROUTES if route.body is not None}
-    in_table = {(method, re.sub(r"{\w+}", "{id}", path)) for method, path, _ in BODY_TABLE}
+    in_table = {(method, re.sub(r"{\w+}|(?<=/)\d+(?=/|$)", "{id}", path)) for method, path, _ in BODY_TABLE}
     assert with_body == in_table
 
 
@@ -432,6 +479,25 @@ AUDIT_CASES = [
     ("after=0&foo=1", "foo"),
     ("After=1", "After"),
 ]
+
+
+QUERY_CASES = [
+    ("/api/v1/incidents?state=burning", "state"),
+    ("/api/v1/incidents?group_id=abc", "group_id"),
+    ("/api/v1/incidents?limit=201", "limit"),
+    ("/api/v1/incidents?before=0", "before"),
+    ("/api/v1/incidents?colour=red", "colour"),
+    ("/api/v1/stats?neighbourhood_id=abc", "neighbourhood_id"),
+    ("/api/v1/stats?neighbourhood_id=1&from=yesterday", "from"),
+    ("/api/v1/stats?neighbourhood_id=1&to=2026-13-01", "to"),
+]
+
+
+@pytest.mark.parametrize(("url", "field"), QUERY_CASES, ids=[url for url, _ in QUERY_CASES])
+async def test_bad_incident_and_stats_queries(client: Client, url: str, field: str) -> None:
+    """Bad filters on the incident list and the statistics are a 400 naming the parameter."""
+    response = await client.get(url, headers=ADMIN)
+    _assert_error(response.status, await response.json(), 400, field)
 
 
 @pytest.mark.parametrize(("query", "field"), AUDIT_CASES, ids=[query[:40] for query, _ in AUDIT_CASES])
@@ -616,6 +682,8 @@ VALID_BODIES: dict[type[Any], dict[str, Any]] = {
     MemberIn: MEMBER,
     TokenIn: {"role": "coordinator", "neighbourhood_id": 1},
     SignalIn: {"group_id": 1, "text": "Verdachte man bij de stalling"},
+    ResponderPatch: {"name": "Jansen"},
+    ResolveIn: {"outcome": "Opgelost"},
 }
 ID_ROUTES = [route for route in ROUTES if "{" in route.path]
 BAD_IDS = {
@@ -678,7 +746,7 @@ async def test_failed_writes_leave_state_unchanged(client: Client, hood: Hood) -
     attempts = [
         ("PATCH", group_path, {"name": "Renamed", "join_code": None}),
         ("PATCH", group_path, {"name": "Renamed", "escalation": {"chain": [_step(responder_ids=[999_999])]}}),
-        ("PATCH", group_path, {"name": "Renamed", "escalation": {"chain": [_step(), _step(timeout_s=1)]}}),
+        ("PATCH", group_path, {"name": "Renamed", "escalation": {"chain": [_step(), _step(timeout_s=0)]}}),
         ("POST", f"/api/v1/neighbourhoods/{hood.id}/groups", _policy(chain=[_step(responder_ids=[999_999])])),
         ("POST", f"/api/v1/neighbourhoods/{hood.id}/groups", {"name": "Zuid", "join_code": "MOLEN"}),
         ("POST", f"{group_path}/members", {"phone": "hello", "name": "Piet"}),

@@ -55,6 +55,31 @@ async def add_responder(conn: AsyncConnection, neighbourhood_id: int, values: Ro
     return dict(row._mapping)
 
 
+async def get_responder(conn: AsyncConnection, responder_id: int) -> Row:
+    row = (await conn.execute(sa.select(responders).where(responders.c.id == responder_id))).first()
+    if row is None:
+        raise NotFound("no such responder")
+    return dict(row._mapping)
+
+
+async def update_responder(conn: AsyncConnection, current: Row, changes: Row) -> Row:
+    if "phone" in changes and changes["phone"] != current["phone"]:
+        taken = await conn.scalar(
+            sa.select(responders.c.id).where(
+                responders.c.neighbourhood_id == current["neighbourhood_id"],
+                responders.c.phone == changes["phone"],
+            )
+        )
+        if taken is not None:
+            raise Conflict("this neighbourhood already has a responder with that phone", field="phone")
+    if not changes:
+        return current
+    query = (
+        responders.update().where(responders.c.id == current["id"]).values(**changes).returning(responders)
+    )
+    return dict((await conn.execute(query)).one()._mapping)
+
+
 async def list_responders(conn: AsyncConnection, neighbourhood_id: int) -> list[Row]:
     query = sa.select(responders).where(responders.c.neighbourhood_id == neighbourhood_id)
     return [dict(row._mapping) for row in await conn.execute(query.order_by(responders.c.id))]

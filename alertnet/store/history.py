@@ -1,0 +1,131 @@
+"""Looking back: incident lists, timelines, delivery outcomes and the figures for statistics."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..delivery import Purpose, Status
+from .incidents import reporter_key
+from .tables import answers, audit_events, deliveries, groups, incidents, signals
+
+Row = dict[str, Any]
+
+
+async def list_incidents(
+    conn: AsyncConnection,
+    *,
+    neighbourhood_id: int | None,
+    group_id: int | None,
+    state: str | None,
+    before: int | None,
+    limit: int,
+) -> list[Row]:
+    """Newest first, with their signals; scoped to a neighbourhood when given."""
+    query = (
+        sa.select(incidents, groups.c.neighbourhood_id)
+        .join(groups, groups.c.id == incidents.c.group_id)
+        .order_by(incidents.c.id.desc())
+        .limit(limit)
+    )
+    if neighbourhood_id is not None:
+        query = query.where(groups.c.neighbourhood_id == neighbourhood_id)
+    if group_id is not None:
+        query = query.where(incidents.c.group_id == group_id)
+    if state is not None:
+        query = query.where(incidents.c.state == state)
+    if before is not None:
+        query = query.where(incidents.c.id < before)
+    rows = [dict(row._mapping) for row in await conn.execute(query)]
+    by_incident = await signals_of(conn, [row["id"] for row in rows])
+    return [row | {"signals": by_incident.get(row["id"], [])} for row in rows]
+
+
+async def signals_of(conn: AsyncConnection, incident_ids: list[int]) -> dict[int, list[Row]]:
+    if not incident_ids:
+        return {}
+    query = sa.select(signals).where(signals.c.incident_id.in_(incident_ids)).order_by(signals.c.id)
+    found: dict[int, list[Row]] = defaultdict(list)
+    for row in await conn.execute(query):
+        signal = dict(row._mapping)
+        who = reporter_key(signal)
+        signal["reporter"] = who if who.startswith(("member:", "anonymous:")) else "reported by number"
+        found[signal["incident_id"]].append(signal)
+    return found
+
+
+async def answers_of(conn: AsyncConnection, incident_ids: list[int]) -> dict[int, list[Row]]:
+    if not incident_ids:
+        return {}
+    query = sa.select(answers).where(answers.c.incident_id.in_(incident_ids)).order_by(answers.c.at)
+    found: dict[int, list[Row]] = defaultdict(list)
+    for row in await conn.execute(query):
+        found[row.incident_id].append(dict(row._mapping))
+    return found
+
+
+async def alerted_counts(conn: AsyncConnection, incident_ids: list[int]) -> dict[int, int]:
+    """Distinct allies each incident's signals were sent to."""
+    if not incident_ids:
+        return {}
+    query = (
+        sa.select(deliveries.c.incident_id, sa.func.count(sa.distinct(deliveries.c.recipient_phone)))
+        .where(deliveries.c.incident_id.in_(incident_ids), deliveries.c.purpose == Purpose.fanout)
+        .group_by(deliveries.c.incident_id)
+    )
+    return {incident_id: count for incident_id, count in await conn.execute(query)}
+
+
+async def delivery_counts(conn: AsyncConnection, incident_id: int) -> dict[str, dict[str, int]]:
+    query = (
+        sa.select(deliveries.c.purpose, deliveries.c.status, sa.func.count())
+        .where(deliveries.c.incident_id == incident_id)
+        .group_by(deliveries.c.purpose, deliveries.c.status)
+    )
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for purpose, status, count in await conn.execute(query):
+        counts[purpose][status] = count
+    return dict(counts)
+
+
+async def timeline(conn: AsyncConnection, incident_id: int) -> list[Row]:
+    """The incident's audit events, in order: the record of what happened and who answered."""
+    query = (
+        sa.select(
+            audit_events.c.seq,
+            audit_events.c.at,
+            audit_events.c.type,
+            audit_events.c.actor,
+            audit_events.c.data,
+        )
+        .where(audit_events.c.subject == f"incident:{incident_id}")
+        .order_by(audit_events.c.seq)
+    )
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def neighbourhood_incidents(conn: AsyncConnection, neighbourhood_id: int) -> list[Row]:
+    query = (
+        sa.select(incidents)
+        .join(groups, groups.c.id == incidents.c.group_id)
+        .where(groups.c.neighbourhood_id == neighbourhood_id)
+        .order_by(incidents.c.opened_at)
+    )
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def segments_sent(conn: AsyncConnection, neighbourhood_id: int) -> list[tuple[datetime, int]]:
+    """(when, segments) of every message the provider took, for this neighbourhood's groups."""
+    query = (
+        sa.select(deliveries.c.created_at, deliveries.c.segments)
+        .join(groups, groups.c.id == deliveries.c.group_id)
+        .where(
+            groups.c.neighbourhood_id == neighbourhood_id,
+            deliveries.c.status.not_in([Status.pending, Status.failed]),
+        )
+    )
+    return [(at, segments) for at, segments in await conn.execute(query)]

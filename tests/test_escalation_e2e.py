@@ -1,0 +1,212 @@
+"""Escalation end to end with real timers at second scale: the buurtregisseur called in, then a backup."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from .conftest import Client, call
+from .fake_twilio import FakeTwilio, permanent
+from .loop import BACKUP, OFFICER, ally, make_escalating_group, rows, settled, sms, until
+
+COORDINATOR = "+31620000001"
+
+
+@pytest.fixture
+def client(twilio_client: Client) -> Client:
+    return twilio_client
+
+
+def paged(fake: FakeTwilio, phone: str) -> list[str]:
+    return [body for body in fake.to(phone) if body.startswith("ALARM")]
+
+
+async def test_threshold_pages_the_officer(client: Client, fake: FakeTwilio) -> None:
+    """The second distinct reporter (threshold 2) calls the buurtregisseur with every signal so far."""
+    await make_escalating_group(client, 4, steps=[(OFFICER, 60)], threshold_reporters=2)
+    await sms(client, ally(0), "Man bij de schuur")
+    await sms(client, ally(0), "Hij loopt naar nummer 5")
+    assert paged(fake, OFFICER) == []
+    await sms(client, ally(1), "Ik zie hem ook")
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
+    page = paged(fake, OFFICER)[0]
+    assert page.startswith(
+        "ALARM Molenwijk Noord #1: 2 melder(s). Man bij de schuur / Hij loopt naar nummer 5 / Ik"
+    )
+    assert f"Melder: {ally(0)}" in page
+    (state, trigger) = (await rows(client, "SELECT state, escalation_trigger FROM incidents"))[0]
+    assert (state, trigger) == ("escalated", "threshold")
+
+
+async def test_urgent_word_pages_at_once(client: Client, fake: FakeTwilio) -> None:
+    """'brand' in the first signal escalates without waiting."""
+    await make_escalating_group(client, 2, steps=[(OFFICER, 60)])
+    await sms(client, ally(0), "Er is BRAND in de container!")
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
+
+
+async def test_no_ok_within_ack_timeout_escalates(client: Client, fake: FakeTwilio) -> None:
+    """Nobody answered OK within ack_timeout_s: the officer is paged by the timer."""
+    await make_escalating_group(client, 2, steps=[(OFFICER, 60)], ack_timeout_s=1)
+    await sms(client, ally(0), "Verdacht busje")
+    await until(lambda: len(paged(fake, OFFICER)) == 1, timeout_s=5)
+    assert (await rows(client, "SELECT escalation_trigger FROM incidents"))[0] == ("no_ack",)
+
+
+async def test_ally_ok_prevents_the_ack_escalation(client: Client, fake: FakeTwilio) -> None:
+    """An ally's OK acknowledges; the others hear a neighbour is going; the ack timer does nothing."""
+    await make_escalating_group(client, 3, steps=[(OFFICER, 60)], ack_timeout_s=1)
+    await sms(client, ally(0), "Verdacht busje")
+    _, replies = await sms(client, ally(1), "OK")
+    assert replies[0].startswith("Dank je!")
+    await until(lambda: any("Een buur gaat kijken" in b for b in fake.to(ally(2))))
+    assert not any("Een buur gaat kijken" in b for b in fake.to(ally(1)))
+    await asyncio.sleep(1.5)
+    await settled(client)
+    assert paged(fake, OFFICER) == []
+    assert (await rows(client, "SELECT state FROM incidents"))[0] == ("acknowledged",)
+
+
+async def test_step_two_after_step_one_times_out(client: Client, fake: FakeTwilio) -> None:
+    """The officer does not answer within 1 s: the backup is paged."""
+    await make_escalating_group(client, 2, steps=[(OFFICER, 1), (BACKUP, 60)])
+    await sms(client, ally(0), "Inbraak bij nummer 7")
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
+    assert paged(fake, BACKUP) == []
+    await until(lambda: len(paged(fake, BACKUP)) == 1, timeout_s=5)
+
+
+async def test_responder_ok_stops_the_chain(client: Client, fake: FakeTwilio) -> None:
+    """The officer's OK: no backup is paged, and the allies hear the officer is on it."""
+    await make_escalating_group(client, 2, steps=[(OFFICER, 1), (BACKUP, 60)])
+    await sms(client, ally(0), "Inbraak bij nummer 7")
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
+    _, replies = await sms(client, OFFICER, "OK 1")
+    assert replies[0].startswith("Bedankt.")
+    await until(lambda: any("ingeschakeld" in b for b in fake.to(ally(1))))
+    await asyncio.sleep(1.5)
+    await settled(client)
+    assert paged(fake, BACKUP) == []
+
+
+async def test_klaar_closes_the_loop(client: Client, fake: FakeTwilio) -> None:
+    """KLAAR from the officer resolves #1; every ally and the reporter hear the outcome."""
+    await make_escalating_group(client, 3, steps=[(OFFICER, 60)])
+    await sms(client, ally(0), "Brand bij de flat")
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
+    _, replies = await sms(client, OFFICER, "klaar")
+    assert replies == ["#1 is afgesloten. Iedereen die een melding kreeg hoort het."]
+    for n in range(3):
+        await until(lambda n=n: any("Afgesloten: opgelost." in b for b in fake.to(ally(n))))
+    assert not any("Afgesloten" in b for b in fake.to(OFFICER))
+    assert (await rows(client, "SELECT state, resolution FROM incidents"))[0] == ("resolved", "klaar")
+    _, replies = await sms(client, ally(1), "OK 1")
+    assert replies == ["Melding #1 is al afgesloten."]
+
+
+async def test_only_responders_and_coordinators_resolve(client: Client, fake: FakeTwilio) -> None:
+    """An ally's KLAAR is refused; a coordinator's is accepted."""
+    await make_escalating_group(client, 2, steps=[(OFFICER, 60)], coordinator=COORDINATOR)
+    await sms(client, ally(0), "Verdacht")
+    _, replies = await sms(client, ally(1), "KLAAR")
+    assert "Alleen" in replies[0]
+    _, replies = await sms(client, COORDINATOR, "klaar 1")
+    assert replies[0].startswith("#1 is afgesloten")
+
+
+async def test_bounced_page_moves_on_without_waiting(client: Client, fake: FakeTwilio) -> None:
+    """The officer's number is invalid: the backup is paged at once, not after the 60 s time-out."""
+    fake.fault = permanent({OFFICER: 21211})
+    await make_escalating_group(client, 2, steps=[(OFFICER, 60), (BACKUP, 60)])
+    await sms(client, ally(0), "Wapen gezien")
+    await until(lambda: len(paged(fake, BACKUP)) == 1, timeout_s=5)
+
+
+async def test_bounce_reported_by_status_callback_moves_on(client: Client, fake: FakeTwilio) -> None:
+    """Twilio accepted the page but the carrier failed it: the callback moves the chain on."""
+    await make_escalating_group(client, 2, steps=[(OFFICER, 60), (BACKUP, 60)])
+    await sms(client, ally(0), "Wapen gezien")
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
+    await settled(client)
+    message = next(m for m in fake.messages if m["To"] == OFFICER)
+    await fake.post_status(message["StatusCallback"], message["sid"], "undelivered", "30003")
+    await until(lambda: len(paged(fake, BACKUP)) == 1, timeout_s=5)
+
+
+async def test_off_duty_step_is_skipped(client: Client, fake: FakeTwilio) -> None:
+    """The officer is off duty right now: the backup is paged at once and the skip is on record."""
+    now = datetime.now(UTC).astimezone(ZoneInfo("Europe/Amsterdam"))
+    later = now + timedelta(hours=3)
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    off_now = [
+        {
+            "days": [days[later.weekday()]],
+            "start": f"{later:%H}:00",
+            "end": f"{(later + timedelta(hours=1)):%H}:00",
+        }
+    ]
+    group = await make_escalating_group(
+        client, 2, steps=[(OFFICER, 60), (BACKUP, 60)], schedules={OFFICER: off_now}
+    )
+    await sms(client, ally(0), "Overval bij de supermarkt")
+    await until(lambda: len(paged(fake, BACKUP)) == 1)
+    assert paged(fake, OFFICER) == []
+    detail = await call(client, "GET", "/api/v1/incidents/1", expect=200)
+    assert "escalation.skipped" in [entry["type"] for entry in detail["timeline"]]
+    info = await call(client, "GET", f"/api/v1/groups/{group['id']}", expect=200)
+    assert info["coverage_gaps"] == []
+
+
+async def test_nobody_answers_tells_the_coordinators(client: Client, fake: FakeTwilio) -> None:
+    """After the chain and its repeat, the coordinators hear nobody answered."""
+    await make_escalating_group(client, 1, steps=[(OFFICER, 1)], coordinator=COORDINATOR, repeat=1)
+    await sms(client, ally(0), "Brand")
+    await until(lambda: any("Geen hulpverlener antwoordde" in b for b in fake.to(COORDINATOR)), timeout_s=6)
+    assert len(paged(fake, OFFICER)) == 2
+
+
+async def test_timeline_and_stats_through_the_api(client: Client, fake: FakeTwilio) -> None:
+    """GET /incidents/{id} shows signals, timeline, delivery counts and response times; /stats the week."""
+    group = await make_escalating_group(client, 3, steps=[(OFFICER, 60)])
+    await sms(client, ally(0), "Brand in de schuur")
+    await sms(client, ally(1), "OK")
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
+    await sms(client, OFFICER, "OK")
+    resolved = await call(
+        client,
+        "POST",
+        "/api/v1/incidents/1/resolve",
+        {"outcome": "Brandweer heeft geblust", "false_alarm": False},
+        expect=200,
+    )
+    assert resolved["state"] == "resolved"
+    assert [s["text"] for s in resolved["signals"]] == ["Brand in de schuur"]
+    assert resolved["signals"][0]["reporter"].startswith("member:")
+    types = [entry["type"] for entry in resolved["timeline"]]
+    for expected in (
+        "incident.opened",
+        "signal.received",
+        "incident.escalated",
+        "escalation.paged",
+        "incident.responder_ack",
+        "incident.resolved",
+    ):
+        assert expected in types
+    stats = resolved["stats"]
+    assert stats["alerted"] == 2
+    assert stats["answered"] == 2
+    assert stats["time_to_first_ally_ok_s"] is not None
+    assert stats["time_to_responder_ok_s"] is not None
+    await until(lambda: any("Brandweer heeft geblust" in b for b in fake.to(ally(2))))
+    listed = await call(client, "GET", f"/api/v1/incidents?group_id={group['id']}&state=resolved", expect=200)
+    assert [i["number"] for i in listed["items"]] == [1]
+    week = await call(
+        client, "GET", f"/api/v1/stats?neighbourhood_id={group['neighbourhood_id']}", expect=200
+    )
+    assert week["totals"]["incidents"] == 1
+    assert week["weeks"][0]["escalations"] == {"urgent": 1}
+    assert week["totals"]["sms_segments"] >= 4
+    await call(client, "POST", "/api/v1/incidents/1/resolve", {}, expect=409)
