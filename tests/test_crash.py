@@ -345,3 +345,49 @@ def test_sigterm_during_fan_out_sends_nothing_twice(tmp_path: Path) -> None:
     duplicated = sorted(phone for phone, count in outcome.allies.items() if count > 1)
     assert outcome.duplicates == 0, f"sent twice after a graceful stop: {duplicated}"
     assert outcome.possible_duplicates == 0
+
+
+OFFICER = "+31630000001"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_escalation_timer_fires_once_after_kill_9(tmp_path: Path) -> None:
+    """The ack time-out falls due while the service is dead: after the restart it fires, once."""
+    with ExitStack() as stack:
+        twilio = stack.enter_context(fake_twilio(tmp_path))
+        service = Service(tmp_path, twilio.url)
+        stack.callback(service.kill)
+        service.start()
+        admin = Admin(service.port)
+        hood = admin.post("/api/v1/neighbourhoods", {"name": "Molenwijk"})
+        officer = admin.post(
+            f"/api/v1/neighbourhoods/{hood['id']}/responders", {"name": "Jansen", "phone": OFFICER}
+        )
+        policy = {"ack_timeout_s": 2, "chain": [{"responder_ids": [officer["id"]], "timeout_s": 600}]}
+        group = admin.post(
+            f"/api/v1/neighbourhoods/{hood['id']}/groups",
+            {"name": "Molenwijk Noord", "join_code": "MOLEN", "escalation": policy},
+        )
+        for n in range(3):
+            admin.post(f"/api/v1/groups/{group['id']}/members", {"phone": ally(n)})
+        admin.close()
+
+        signal_from(service, ally(0), "Verdacht busje")
+        service.signal(signal.SIGKILL)
+        time.sleep(3)  # the timer is now overdue, with nobody running
+        assert twilio.per_recipient()[OFFICER] == 0
+
+        service.start()
+        wait_for(lambda: twilio.per_recipient()[OFFICER] == 1, 20, "the officer to be paged", service.logs)
+        service.signal(signal.SIGKILL)
+        service.start()  # a second restart must not fire it again
+        time.sleep(2)
+        assert twilio.per_recipient()[OFFICER] == 1
+        assert service.signal(signal.SIGTERM) == 0
+        with sqlite3.connect(service.db) as conn:
+            fired = conn.execute(
+                "SELECT count(*) FROM timers WHERE kind = 'ack_timeout' AND fired_at IS NOT NULL"
+            )
+            assert fired.fetchone() == (1,)
+        assert audit_verify(service).returncode == 0
