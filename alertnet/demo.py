@@ -27,6 +27,7 @@ ALLIES = [
     ("+31612345005", "Esra"),
 ]
 COORDINATOR = ("+31612345010", "Fatima")
+OFFICER = "+31612345900"
 
 
 async def seed(engine: Any) -> tuple[str, dict[str, Any]]:
@@ -38,7 +39,7 @@ async def seed(engine: Any) -> tuple[str, dict[str, Any]]:
             hood = await admin.create_neighbourhood(conn, CLI, NeighbourhoodIn(name=NAME), now)
             hood_id = hood["id"]
             officer = await admin.add_responder(
-                conn, CLI, hood_id, ResponderIn(name="Buurtregisseur Jansen", phone="+31612345900"), now
+                conn, CLI, hood_id, ResponderIn(name="Buurtregisseur Jansen", phone=OFFICER), now
             )
             backup = await admin.add_responder(
                 conn,
@@ -47,11 +48,13 @@ async def seed(engine: Any) -> tuple[str, dict[str, Any]]:
                 ResponderIn(name="Politie wijkteam", phone="+31612345901", role="backup"),
                 now,
             )
+            # Short times, so a newcomer sees the escalation within a minute or two.
             policy = EscalationPolicy(
+                ack_timeout_s=60,
                 chain=[
-                    ChainStep(responder_ids=[officer["id"]], timeout_s=120),
-                    ChainStep(responder_ids=[backup["id"]], timeout_s=120),
-                ]
+                    ChainStep(responder_ids=[officer["id"]], timeout_s=60),
+                    ChainStep(responder_ids=[backup["id"]], timeout_s=60),
+                ],
             )
             group = await admin.create_group(
                 conn, CLI, hood_id, GroupIn(name="Molenwijk Noord", join_code="MOLEN", escalation=policy), now
@@ -80,18 +83,26 @@ def run(settings: Settings) -> int:
         finally:
             await engine.dispose()
 
-    secret, made = asyncio.run(prepare())
+    secret, _ = asyncio.run(prepare())
     settings = settings.model_copy(update={"admin_token": SecretStr(secret)})
     base = f"http://{settings.host}:{settings.port}"
+    sms = "alertnet sms" + ("" if settings.port == 8080 else f" --url {base}")
     print(
         f"""
 alertnet demo: {NAME}, group "Molenwijk Noord" (join code MOLEN), 5 allies, a coordinator,
 a buurtregisseur and a backup. SMS are printed here instead of sent.
 
   admin token:  {secret}
-  try:          curl -H 'Authorization: Bearer {secret}' \\
-                  {base}/api/v1/neighbourhoods/{made["neighbourhood_id"]}/groups
   API document: {base}/api/openapi.json
+
+Try it from a second terminal ({sms} posts an SMS as Twilio would):
+  {sms} --from {ALLIES[0][0]} "Verdachte man bij de fietsenstalling"
+      four allies and the coordinator get it; with no OK within 60 s the buurtregisseur is called
+  {sms} --from {ALLIES[1][0]} "OK"            an ally goes to look; the others hear it
+  {sms} --from {ALLIES[2][0]} "Brand in de container"   an urgent word calls the buurtregisseur at once
+  {sms} --from {OFFICER} "OK"           the buurtregisseur answers: no backup is called
+  {sms} --from {OFFICER} "KLAAR"        resolved: everyone alerted hears it
+  curl -H 'Authorization: Bearer {secret}' {base}/api/v1/incidents/1
 
 Stop with Ctrl-C.
 """,
