@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from alertnet import logs
 from alertnet.app import create_app
 from alertnet.settings import Settings
 
+from .databases import ENV_URL, Cluster, Postgres, SqliteTemplate, pg_bin, run_in_thread, sqlite_clone
 from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -34,13 +36,91 @@ def _logging() -> None:
     production_logging()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server for the session: ALERTNET_TEST_DATABASE_URL, or a throwaway cluster."""
+    url = os.environ.get(ENV_URL)
+    cluster = None
+    if not url:
+        bin_dir = pg_bin()
+        if bin_dir is None:
+            pytest.skip(f"no PostgreSQL here: no initdb found and {ENV_URL} is not set")
+        cluster = Cluster(bin_dir)
+        url = cluster.start()
+    server = Postgres(url)
+    yield server
+    server.close(drop=cluster is None)
+    if cluster is not None:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplate:
+    return SqliteTemplate(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """Every test that touches the database runs on SQLite and on PostgreSQL."""
+    kind: str = request.param
+    return kind
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def database_url(request: pytest.FixtureRequest, database_kind: str, tmp_path: Path) -> str:
+    """A fresh database of the kind under test, migrated (a copy of a migrated template)."""
+    if database_kind == "sqlite":
+        template: SqliteTemplate = request.getfixturevalue("sqlite_template")
+        return template.new(tmp_path)
+    server: Postgres = request.getfixturevalue("postgres")
+    return server.new()
+
+
+T = TypeVar("T")
+
+
+def from_template(
+    request: pytest.FixtureRequest,
+    kind: str,
+    tmp_path: Path,
+    cache: dict[str, tuple[str, Any]],
+    build: Callable[[Client], Awaitable[T]],
+) -> tuple[Settings, T]:
+    """Settings on a copy of a database that `build` filled once per kind through the API.
+
+    For modules with hundreds of cases: building through the API once and copying the
+    database keeps them fast, on SQLite (a file copy) and on PostgreSQL (a template clone).
+    """
+    key = f"template_{request.module.__name__.rsplit('.', 1)[-1]}"
+    if kind not in cache:
+        url = request.getfixturevalue("database_url")
+
+        async def fill() -> T:
+            async with TestClient(TestServer(create_app(_settings(url, migrate=False)))) as client:
+                return await build(client)
+
+        cache[kind] = (url, run_in_thread(fill))
+        if kind == "postgresql":
+            request.getfixturevalue("postgres").snapshot(key)
+    url, made = cache[kind]
+    if kind == "sqlite":
+        return _settings(sqlite_clone(url, tmp_path), migrate=False), made
+    return _settings(request.getfixturevalue("postgres").restore(key), migrate=False), made
+
+
+def _settings(database_url: str, *, migrate: bool = True) -> Settings:
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'alertnet.db'}",
+        database_url=database_url,
         admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
         log_format="json",
+        migrate_on_start=migrate,
     )
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    # Already migrated; migrating on start is covered by the tests that run `alertnet serve`.
+    return _settings(database_url, migrate=False)
 
 
 @pytest.fixture
@@ -146,9 +226,9 @@ async def fake() -> AsyncIterator[FakeTwilio]:
 
 
 @pytest.fixture
-def twilio_settings(tmp_path: Path, fake: FakeTwilio) -> Settings:
+def twilio_settings(database_url: str, fake: FakeTwilio) -> Settings:
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'alertnet.db'}",
+        database_url=database_url,
         admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
         sms_provider="twilio",
         twilio_account_sid=ACCOUNT_SID,
@@ -158,6 +238,7 @@ def twilio_settings(tmp_path: Path, fake: FakeTwilio) -> Settings:
         public_url=PUBLIC_URL,
         send_rate=2000,
         log_format="json",
+        migrate_on_start=False,
     )
 
 

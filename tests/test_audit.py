@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alertnet import audit
+from alertnet import audit, keys
 from alertnet.settings import Settings
+from alertnet.store.tables import audit_events
 
 from .conftest import Client, Hood, call
 
@@ -64,8 +65,11 @@ class TestPureChain:
         assert audit.chain_hash(audit.GENESIS, reordered) == event["hash"]
 
 
-def _db(settings: Settings) -> sqlite3.Connection:
-    return sqlite3.connect(settings.database_url.removeprefix("sqlite:///"))
+async def _tamper(client: Client, *statements: str, **params: Any) -> None:
+    """Change the database behind the service's back, as someone with access to it could."""
+    async with client.app[keys.engine].begin() as conn:
+        for statement in statements:
+            await conn.execute(sa.text(statement), params)
 
 
 async def _verdict(client: Client) -> dict[str, Any]:
@@ -74,7 +78,7 @@ async def _verdict(client: Client) -> dict[str, Any]:
 
 
 class TestTamperedDatabase:
-    """Someone with access to the database file changes history; verify names where."""
+    """Someone with access to the database changes history; verify names where."""
 
     @pytest.fixture
     async def count(self, client: Client, hoods: tuple[Hood, Hood]) -> int:
@@ -83,46 +87,41 @@ class TestTamperedDatabase:
         assert verdict["count"] >= 6
         return int(verdict["count"])
 
-    async def test_edited_row(self, client: Client, settings: Settings, count: int) -> None:
+    async def test_edited_row(self, client: Client, count: int) -> None:
         """Editing one event's data fails at that seq."""
-        with _db(settings) as conn:
-            conn.execute('UPDATE audit_events SET data = \'{"name": "forged"}\' WHERE seq = 3')
+        await _tamper(client, "UPDATE audit_events SET data = :data WHERE seq = 3", data='{"name": "forged"}')
         verdict = await _verdict(client)
         assert (verdict["ok"], verdict["bad_seq"], verdict["count"]) == (False, 3, 2)
         assert "edited" in verdict["reason"]
 
-    async def test_edited_row_with_recomputed_hash(
-        self, client: Client, settings: Settings, count: int
-    ) -> None:
+    async def test_edited_row_with_recomputed_hash(self, client: Client, count: int) -> None:
         """A forger who recomputes the edited row's own hash still breaks the link to the next one."""
-        with _db(settings) as conn:
-            row = conn.execute("SELECT * FROM audit_events WHERE seq = 3").fetchone()
-            names = [d[0] for d in conn.execute("SELECT * FROM audit_events LIMIT 0").description]
-            event: dict[str, Any] = dict(zip(names, row, strict=True))
-            event.update(
-                actor="someone-else", at=datetime.fromisoformat(event["at"]).replace(tzinfo=UTC), data={}
-            )
-            forged = audit.chain_hash(event["prev_hash"], event)
-            conn.execute(
-                "UPDATE audit_events SET actor = 'someone-else', data = '{}', hash = ? WHERE seq = 3",
-                (forged,),
-            )
+        async with client.app[keys.engine].connect() as conn:
+            row = (await conn.execute(sa.select(audit_events).where(audit_events.c.seq == 3))).one()
+        event = dict(row._mapping) | {"actor": "someone-else", "data": {}}
+        forged = audit.chain_hash(event["prev_hash"], event)
+        await _tamper(
+            client,
+            "UPDATE audit_events SET actor = 'someone-else', data = '{}', hash = :hash WHERE seq = 3",
+            hash=forged,
+        )
         verdict = await _verdict(client)
         assert (verdict["ok"], verdict["bad_seq"]) == (False, 4)
 
-    async def test_deleted_row(self, client: Client, settings: Settings, count: int) -> None:
+    async def test_deleted_row(self, client: Client, count: int) -> None:
         """Deleting an event fails at the one after it."""
-        with _db(settings) as conn:
-            conn.execute("DELETE FROM audit_events WHERE seq = 2")
+        await _tamper(client, "DELETE FROM audit_events WHERE seq = 2")
         verdict = await _verdict(client)
         assert (verdict["ok"], verdict["bad_seq"]) == (False, 3)
 
-    async def test_reordered_rows(self, client: Client, settings: Settings, count: int) -> None:
+    async def test_reordered_rows(self, client: Client, count: int) -> None:
         """Swapping two events' places fails at the first of them."""
-        with _db(settings) as conn:
-            conn.execute("UPDATE audit_events SET seq = -1 WHERE seq = 2")
-            conn.execute("UPDATE audit_events SET seq = 2 WHERE seq = 3")
-            conn.execute("UPDATE audit_events SET seq = 3 WHERE seq = -1")
+        await _tamper(
+            client,
+            "UPDATE audit_events SET seq = -1 WHERE seq = 2",
+            "UPDATE audit_events SET seq = 2 WHERE seq = 3",
+            "UPDATE audit_events SET seq = 3 WHERE seq = -1",
+        )
         verdict = await _verdict(client)
         assert (verdict["ok"], verdict["bad_seq"]) == (False, 2)
 

@@ -7,76 +7,56 @@ are valid, so only authorization decides the answer.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from alertnet.app import create_app
 from alertnet.auth import Role
 from alertnet.routes import ROUTES, Route
 from alertnet.settings import Settings
 
-from .conftest import ADMIN, ADMIN_TOKEN, Client, Hood, call, make_hood
+from .conftest import ADMIN, Client, Hood, call, from_template, make_hood
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[Hood, Hood]]:
-    """The conftest `hoods`, made once through the API; each test starts from a copy of their database."""
-    path = tmp_path_factory.mktemp("template") / "alertnet.db"
-
-    async def build() -> tuple[Hood, Hood]:
-        async with TestClient(TestServer(create_app(_settings(path, migrate=True)))) as client:
-            hoods = (
-                await make_hood(client, "Molenwijk", "MOLEN", "01"),
-                await make_hood(client, "Banne", "BANNE", "02"),
-            )
-            for hood in hoods:  # an incident in each, for the incident routes
-                await call(
-                    client,
-                    "POST",
-                    "/api/v1/signals",
-                    {"group_id": hood.group_id, "text": "Verdacht"},
-                    expect=202,
-                )
-            return hoods
-
-    # In a thread of its own, so its event loop never meets the tests' loops.
-    with ThreadPoolExecutor(1) as pool:
-        return path, pool.submit(asyncio.run, build()).result()
+def templates() -> dict[str, tuple[str, Any]]:
+    return {}
 
 
-def _settings(path: Path, *, migrate: bool) -> Settings:
-    return Settings(
-        database_url=f"sqlite:///{path}",
-        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
-        log_format="json",
-        migrate_on_start=migrate,
+async def _two_hoods(client: Client) -> tuple[Hood, Hood]:
+    hoods = (
+        await make_hood(client, "Molenwijk", "MOLEN", "01"),
+        await make_hood(client, "Banne", "BANNE", "02"),
     )
+    for hood in hoods:  # an incident in each, for the incident routes
+        await call(
+            client, "POST", "/api/v1/signals", {"group_id": hood.group_id, "text": "Verdacht"}, expect=202
+        )
+    return hoods
 
 
 @pytest.fixture
-def settings(tmp_path: Path, template: tuple[Path, tuple[Hood, Hood]]) -> Settings:
-    """The conftest settings, on a fresh copy of the template database."""
-    for suffix in ("", "-wal"):  # the WAL file, should the last close not have folded it in
-        source = Path(f"{template[0]}{suffix}")
-        if source.exists():
-            shutil.copyfile(source, tmp_path / f"alertnet.db{suffix}")
-    return _settings(tmp_path / "alertnet.db", migrate=False)
+def _made(
+    request: pytest.FixtureRequest, database_kind: str, tmp_path: Path, templates: dict[str, tuple[str, Any]]
+) -> tuple[Settings, tuple[Hood, Hood]]:
+    """The conftest `hoods`, made once per database kind through the API; each test starts from a copy."""
+    return from_template(request, database_kind, tmp_path, templates, _two_hoods)
 
 
 @pytest.fixture
-def hoods(template: tuple[Path, tuple[Hood, Hood]], client: Client) -> tuple[Hood, Hood]:
+def settings(_made: tuple[Settings, tuple[Hood, Hood]]) -> Settings:
+    return _made[0]
+
+
+@pytest.fixture
+def hoods(_made: tuple[Settings, tuple[Hood, Hood]], client: Client) -> tuple[Hood, Hood]:
     """Two neighbourhoods, as in conftest: coordinators of one must never see the other."""
-    return template[1]
+    return _made[1]
 
 
 class Kind(Enum):

@@ -6,20 +6,15 @@ records every change, has the same length before and after.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
-import shutil
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from alertnet.app import create_app
 from alertnet.routes import ROUTES, Route
 from alertnet.schemas import (
     GroupIn,
@@ -34,7 +29,7 @@ from alertnet.schemas import (
 )
 from alertnet.settings import Settings
 
-from .conftest import ADMIN, ADMIN_TOKEN, Client, Hood, call, make_hood
+from .conftest import ADMIN, Client, Hood, call, from_template, make_hood
 
 HUGE = 2**70
 TOO_LONG_DIGITS = "9" * 5000
@@ -42,42 +37,33 @@ ONE_MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Hood]:
-    """One hood, made once through the API; each test starts from a copy of its database."""
-    path = tmp_path_factory.mktemp("template") / "alertnet.db"
-
-    async def build() -> Hood:
-        async with TestClient(TestServer(create_app(_settings(path, migrate=True)))) as client:
-            return await make_hood(client, "Molenwijk", "MOLEN", "01")
-
-    # In a thread of its own, so its event loop never meets the tests' loops.
-    with ThreadPoolExecutor(1) as pool:
-        return path, pool.submit(asyncio.run, build()).result()
+def templates() -> dict[str, tuple[str, Any]]:
+    return {}
 
 
-def _settings(path: Path, *, migrate: bool) -> Settings:
-    return Settings(
-        database_url=f"sqlite:///{path}",
-        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
-        log_format="json",
-        migrate_on_start=migrate,
+@pytest.fixture
+def _made(
+    request: pytest.FixtureRequest, database_kind: str, tmp_path: Path, templates: dict[str, tuple[str, Any]]
+) -> tuple[Settings, Hood]:
+    """One hood, made once per database kind through the API; each test starts from a copy."""
+    return from_template(
+        request,
+        database_kind,
+        tmp_path,
+        templates,
+        lambda client: make_hood(client, "Molenwijk", "MOLEN", "01"),
     )
 
 
 @pytest.fixture
-def settings(tmp_path: Path, template: tuple[Path, Hood]) -> Settings:
-    """The conftest settings, on a fresh copy of the template database."""
-    for suffix in ("", "-wal"):  # the WAL file, should the last close not have folded it in
-        source = Path(f"{template[0]}{suffix}")
-        if source.exists():
-            shutil.copyfile(source, tmp_path / f"alertnet.db{suffix}")
-    return _settings(tmp_path / "alertnet.db", migrate=False)
+def settings(_made: tuple[Settings, Hood]) -> Settings:
+    return _made[0]
 
 
 @pytest.fixture
-def hood(template: tuple[Path, Hood], client: Client) -> Hood:
+def hood(_made: tuple[Settings, Hood], client: Client) -> Hood:
     """One neighbourhood with a responder, a group, a member and tokens."""
-    return template[1]
+    return _made[1]
 
 
 async def _audit_count(client: Client) -> int:
