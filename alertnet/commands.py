@@ -20,6 +20,9 @@ ACK_WORDS = frozenset({"ok", "oke", "okay", "ack", "onderweg"})
 ACK_PHRASES = (("ik", "kom"), ("on", "my", "way"))
 RESOLVE_WORDS = frozenset({"klaar", "opgelost", "done", "resolved"})
 
+#: An answer (OK, KLAAR) without a number is at most this many more words: "Ok, er staat iemand
+#: bij de deur" is a signal that starts with "ok", not an answer to pass over.
+ANSWER_MAX_EXTRA_WORDS = 2
 _NUMBER = re.compile(r"^(?:#|nr\.?|no\.?)?(\d{1,9})$")
 _EDGE_PUNCTUATION = ".,!?;:'\"()"
 
@@ -118,9 +121,15 @@ def _with_arguments(words: list[str], tokens: list[str]) -> Command | None:
         return Yes(_number(rest))
     for phrase in ACK_PHRASES:
         if tuple(words[: len(phrase)]) == phrase:
-            return Ack(_number(tokens[len(phrase) :]))
+            return _answer(Ack, tokens[len(phrase) :])
     if first in ACK_WORDS:
-        return Ack(_number(rest))
+        return _answer(Ack, rest)
     if first in RESOLVE_WORDS:
-        return Resolve(_number(rest))
+        return _answer(Resolve, rest)
     return None
+
+
+def _answer(kind: type[Ack] | type[Resolve], rest: list[str]) -> Command | None:
+    """An answer when it names an incident (OK 3 ...) or is short; else a signal that starts with OK."""
+    number = _number(rest)
+    return kind(number) if number is not None or len(rest) <= ANSWER_MAX_EXTRA_WORDS else None

@@ -273,8 +273,7 @@ async def _tell_allies(
     if news == "ally_going" and incident["acknowledged_at"] is None:
         await store.update(conn, incident["id"], acknowledged_at=now)
         incident["acknowledged_at"] = now
-    if news != "ally_going":
-        people += await store.reporting_members(conn, incident["id"])
+    people += await store.reporting_members(conn, incident["id"])
     if news == "outcome":
         people += await store.alerted(conn, incident["id"], (Purpose.escalation,))
     unique = {p["recipient_phone"]: p for p in people if p["recipient_phone"] != context.exclude_phone}

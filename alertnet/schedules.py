@@ -12,13 +12,14 @@ from datetime import datetime, time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 #: Coverage is computed in slots of this many minutes over the week.
 SLOT_MINUTES = 15
 WEEK_SLOTS = 7 * 24 * 60 // SLOT_MINUTES
+END_OF_DAY = time(23, 59, 59, 999999)
 
 
 class DutyWindow(BaseModel):
@@ -35,9 +36,13 @@ class DutyWindow(BaseModel):
     def _hh_mm(cls, value: object) -> object:
         if isinstance(value, time):
             return value
-        if not isinstance(value, str) or not re.fullmatch(r"\d{2}:\d{2}", value):
+        if not isinstance(value, str) or not re.fullmatch(r"\d{2}:\d{2}(:00)?", value):
             raise ValueError("must be a local time as HH:MM, e.g. 08:00")
-        return "23:59:59.999999" if value == "24:00" else value
+        return END_OF_DAY if value.startswith("24:00") else value
+
+    @field_serializer("start", "end")
+    def _as_hh_mm(self, value: time) -> str:
+        return "24:00" if value == END_OF_DAY else f"{value:%H:%M}"
 
     def covers(self, day: int, at: time) -> bool:
         """Whether local weekday `day` (0 = Monday) at `at` falls in the window."""

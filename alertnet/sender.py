@@ -151,6 +151,13 @@ class Sender:
 
     async def _attempt(self, job: outbox.Job) -> None:
         outcome: outbox.Outcome
+        skip = job.skip_reason(self.clock())
+        if skip is not None:
+            log.info("sms_not_sent", delivery_id=job.delivery_id, reason=skip)
+            self.metrics.sms.labels(job.purpose, skip).inc()
+            self.outcomes.append(outbox.Failed(job, skip, None))
+            self.have_outcomes.set()
+            return
         try:
             await self.limiter.acquire(max(1, job.segments))
             started = time.perf_counter()

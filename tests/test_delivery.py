@@ -60,3 +60,18 @@ def test_backoff_bounded_and_honours_retry_after(
     assert decision.delay_s >= (retry_after or 0)
     assert decision.delay_s <= max(MAX_DELAY_S, retry_after or 0)
     assert decision.delay_s >= min(MAX_DELAY_S, 2 ** (attempts - 1)) / 2
+
+
+def test_job_skip_reasons() -> None:
+    """A queued message is not sent to someone no longer reachable, nor once its validity has passed."""
+    from datetime import UTC, datetime, timedelta
+
+    from alertnet.delivery import Purpose
+    from alertnet.store.outbox import Job
+
+    made = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
+    job = Job(1, 1, 1, "+31612345678", "x", 1, Purpose.fanout, False, made)
+    assert job.skip_reason(made + timedelta(minutes=29)) is None
+    assert job.skip_reason(made + timedelta(minutes=31)) == "expired"
+    gone = Job(1, 1, 1, "+31612345678", "x", 1, Purpose.fanout, False, made, reachable=False)
+    assert gone.skip_reason(made) == "not_reachable"

@@ -63,6 +63,7 @@ async def test_ally_ok_prevents_the_ack_escalation(client: Client, fake: FakeTwi
     _, replies = await sms(client, ally(1), "OK")
     assert replies[0].startswith("Dank je!")
     await until(lambda: any("Een buur gaat kijken" in b for b in fake.to(ally(2))))
+    await until(lambda: any("Een buur gaat kijken" in b for b in fake.to(ally(0))))  # the reporter too
     assert not any("Een buur gaat kijken" in b for b in fake.to(ally(1)))
     await asyncio.sleep(1.5)
     await settled(client)
@@ -203,6 +204,7 @@ async def test_timeline_and_stats_through_the_api(client: Client, fake: FakeTwil
     await until(lambda: any("Brandweer heeft geblust" in b for b in fake.to(ally(2))))
     listed = await call(client, "GET", f"/api/v1/incidents?group_id={group['id']}&state=resolved", expect=200)
     assert [i["number"] for i in listed["items"]] == [1]
+    await settled(client)
     week = await call(
         client, "GET", f"/api/v1/stats?neighbourhood_id={group['neighbourhood_id']}", expect=200
     )
@@ -210,3 +212,15 @@ async def test_timeline_and_stats_through_the_api(client: Client, fake: FakeTwil
     assert week["weeks"][0]["escalations"] == {"urgent": 1}
     assert week["totals"]["sms_segments"] >= 4
     await call(client, "POST", "/api/v1/incidents/1/resolve", {}, expect=409)
+
+
+async def test_member_who_said_stop_gets_no_updates(client: Client, fake: FakeTwilio) -> None:
+    """After STOP, news about an incident the member was alerted to does not reach them."""
+    await make_escalating_group(client, 3, steps=[(OFFICER, 60)])
+    await sms(client, ally(0), "Verdacht busje")
+    await until(lambda: len(fake.to(ally(2))) == 1)
+    await sms(client, ally(2), "STOP")
+    await sms(client, ally(1), "OK")
+    await until(lambda: any("Een buur gaat kijken" in b for b in fake.to(ally(0))))
+    await settled(client)
+    assert len(fake.to(ally(2))) == 1

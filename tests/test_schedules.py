@@ -76,3 +76,11 @@ def test_window_validation() -> None:
     assert DutyWindow(days=["sun"], start="00:00", end="24:00").covers(6, datetime(2026, 1, 1, 23, 59).time())
     with pytest.raises(ValueError, match="days"):
         DutyWindow(days=["maandag"], start="08:00", end="18:00")  # type: ignore[list-item]
+
+
+def test_window_round_trips_as_hh_mm() -> None:
+    """Stored as HH:MM (24:00 for the end of the day) and read back unchanged."""
+    window = DutyWindow(days=["mon"], start="08:30", end="24:00")
+    stored = window.model_dump(mode="json")
+    assert stored == {"days": ["mon"], "start": "08:30", "end": "24:00"}
+    assert DutyWindow.model_validate(stored) == window

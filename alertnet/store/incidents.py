@@ -123,7 +123,12 @@ async def alerted(conn: AsyncConnection, incident_id: int, purposes: tuple[Purpo
         )
         .outerjoin(members, members.c.id == deliveries.c.member_id)
         .outerjoin(responders, responders.c.id == deliveries.c.responder_id)
-        .where(deliveries.c.incident_id == incident_id, deliveries.c.purpose.in_(purposes))
+        .where(
+            deliveries.c.incident_id == incident_id,
+            deliveries.c.purpose.in_(purposes),
+            # Still reachable: an active member (not one who said STOP, left or was removed) or a responder.
+            sa.or_(members.c.status == "active", responders.c.id.is_not(None)),
+        )
         .order_by(deliveries.c.id)
     )
     seen: dict[str, Row] = {}

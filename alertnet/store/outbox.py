@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import delivery, gsm
 from ..delivery import Priority, Purpose, Status
+from ..schemas import MemberStatus
 from .tables import deliveries, members, outbox
 
 #: Rank of a stored status, in SQL, so "forward only" holds inside one UPDATE.
@@ -45,6 +46,17 @@ class Job:
     purpose: Purpose
     #: The delivery had an attempt whose outcome was never recorded (a crash): maybe a duplicate.
     unrecorded_attempt: bool
+    created_at: datetime
+    #: Whether the recipient can still be sent to: not opted out, not removed.
+    reachable: bool = True
+
+    def skip_reason(self, now: datetime) -> str | None:
+        """Why this message must not go out now, if it must not."""
+        if not self.reachable:
+            return "not_reachable"
+        if now - self.created_at > timedelta(seconds=delivery.VALIDITY_S[self.purpose]):
+            return "expired"
+        return None
 
 
 async def enqueue(conn: AsyncConnection, items: Sequence[NewDelivery], now: datetime) -> list[int]:
@@ -112,7 +124,15 @@ async def claim_due_jobs(conn: AsyncConnection, now: datetime, limit: int, lease
             deliveries.c.segments,
             deliveries.c.purpose,
             deliveries.c.attempts,
-        ).where(deliveries.c.id.in_(by_delivery))
+            deliveries.c.created_at,
+            # A member who said STOP, left or was removed since the message was queued gets nothing.
+            sa.or_(
+                deliveries.c.responder_id.is_not(None),
+                members.c.status.in_([MemberStatus.active, MemberStatus.pending]),
+            ).label("reachable"),
+        )
+        .outerjoin(members, members.c.id == deliveries.c.member_id)
+        .where(deliveries.c.id.in_(by_delivery))
     )
     jobs = [
         Job(
@@ -124,6 +144,8 @@ async def claim_due_jobs(conn: AsyncConnection, now: datetime, limit: int, lease
             segments=d.segments,
             purpose=Purpose(d.purpose),
             unrecorded_attempt=by_delivery[d.id].attempts - 1 > d.attempts,
+            created_at=d.created_at,
+            reachable=bool(d.reachable),
         )
         for d in details
     ]
