@@ -41,7 +41,7 @@ def _now(request: web.Request) -> datetime:
 
 
 def _write(request: web.Request) -> Any:
-    return request.app[keys.engine].begin()
+    return db.write(request.app[keys.engine])
 
 
 def _read(request: web.Request) -> Any:

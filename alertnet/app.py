@@ -116,7 +116,7 @@ async def housekeeping(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(HOUSEKEEPING_EVERY_S)
             try:
                 now = app[keys.clock]()
-                async with app[keys.engine].begin() as conn:
+                async with db.write(app[keys.engine]) as conn:
                     await signal_store.purge_before(conn, now - timedelta(days=1), now - MESSAGE_SID_TTL)
             except Exception:
                 log.exception("housekeeping_failed")

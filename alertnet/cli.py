@@ -75,7 +75,7 @@ def token_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def work(engine: Any) -> int:
-        async with engine.begin() as conn:
+        async with db.write(engine) as conn:
             if args.role == Role.admin:
                 secret, row = await admin.issue_admin_token(conn, CLI, args.label, utcnow())
             else:

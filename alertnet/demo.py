@@ -33,7 +33,7 @@ OFFICER = "+31612345900"
 async def seed(engine: Any) -> tuple[str, dict[str, Any]]:
     """Create the demo neighbourhood once; return a fresh admin token and what was made."""
     now = utcnow()
-    async with engine.begin() as conn:
+    async with db.write(engine) as conn:
         hood_id = await conn.scalar(sa.select(neighbourhoods.c.id).where(neighbourhoods.c.name == NAME))
         if hood_id is None:
             hood = await admin.create_neighbourhood(conn, CLI, NeighbourhoodIn(name=NAME), now)

@@ -72,7 +72,7 @@ async def resolve_incident(request: web.Request) -> web.Response:
     incident_id = path_id(request)
     body = await json_body(request, ResolveIn)
     now = request.app[keys.clock]()
-    async with request.app[keys.engine].begin() as conn:
+    async with db.write(request.app[keys.engine]) as conn:
         incident = await _visible(conn, request, incident_id, lock=True)
         if incident["state"] == State.resolved:
             raise Conflict(f"incident #{incident['number']} is already resolved")

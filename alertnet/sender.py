@@ -22,7 +22,7 @@ from .delivery import VALIDITY_S, GiveUp
 from .metrics import Metrics
 from .phones import mask
 from .providers import Outgoing, Provider, SendFailed
-from .store import outbox
+from .store import db, outbox
 
 log = structlog.get_logger("alertnet.sender")
 #: Default lease on a claimed job (ALERTNET_OUTBOX_LEASE_S).
@@ -134,7 +134,7 @@ class Sender:
 
     async def _claim(self) -> list[outbox.Job]:
         try:
-            async with self.engine.begin() as conn:
+            async with db.write(self.engine) as conn:
                 jobs = await outbox.claim_due_jobs(conn, self.clock(), self.claim_limit, self.lease_s)
         except Exception:
             log.exception("outbox_claim_failed")
@@ -217,7 +217,7 @@ class Sender:
 
     async def _record(self, batch: list[outbox.Outcome]) -> None:
         now = self.clock()
-        async with self.engine.begin() as conn:
+        async with db.write(self.engine) as conn:
             failed = await outbox.record_outcomes(conn, batch, now)
             if self.on_failure is not None:
                 for outcome in failed:

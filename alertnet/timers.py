@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import engine
 from .metrics import Metrics
 from .store import incidents as store
+from .store.db import write
 
 log = structlog.get_logger("alertnet.timers")
 MAX_SLEEP_S = 1.0
@@ -83,7 +84,7 @@ class TimerWorker:
 
     async def _fire_due(self) -> int:
         now = self.clock()
-        async with self.db.begin() as conn:
+        async with write(self.db) as conn:
             due = await store.claim_due_timers(conn, now, BATCH, LEASE_S)
         for timer in due:
             if self.stopping:
@@ -94,7 +95,7 @@ class TimerWorker:
     async def _fire_one(self, timer: dict[str, object]) -> None:
         now = self.clock()
         try:
-            async with self.db.begin() as conn:
+            async with write(self.db) as conn:
                 await engine.fire_timer(conn, timer, now)
         except Exception:
             # Leave it leased: it comes back after the lease, and one bad timer never blocks the rest.
@@ -109,7 +110,7 @@ class TimerWorker:
         async with self.db.connect() as conn:
             silent = await store.silent_since(conn, now - self.expiry)
         for incident_id in silent:
-            async with self.db.begin() as conn:
+            async with write(self.db) as conn:
                 await engine.expire(conn, incident_id, now)
         if silent:
             log.info("incidents_expired", count=len(silent))

@@ -17,7 +17,7 @@ from .bodies import json_body
 from .errors import BadInput, Forbidden, NotFound, Unprocessable, UnsupportedMediaType
 from .middleware import principal
 from .schemas import SignalAccepted, SignalIn
-from .store import outbox
+from .store import db, outbox
 from .store import signals as store
 
 log = structlog.get_logger("alertnet.webhooks")
@@ -63,7 +63,7 @@ async def sms_inbound(request: web.Request) -> web.Response:
         log.info("sms_from_non_phone_ignored")
         return _twiml(None)
     sms = inbound.Sms(sid=sid, sender=sender, to=form.get("To", ""), body=form.get("Body", ""))
-    async with request.app[keys.engine].begin() as conn:
+    async with db.write(request.app[keys.engine]) as conn:
         received = await inbound.receive(conn, sms, request.app[keys.clock]())
     request.app[keys.sender].notify()
     request.app[keys.metrics].inbound.labels(received.command, "new" if received.fresh else "replay").inc()
@@ -80,7 +80,7 @@ async def sms_status(request: web.Request) -> web.Response:
     if status is None:
         return web.Response(status=204)
     now = request.app[keys.clock]()
-    async with request.app[keys.engine].begin() as conn:
+    async with db.write(request.app[keys.engine]) as conn:
         moved = await outbox.record_status(
             conn,
             delivery_id=int(delivery_id) if delivery_id.isdigit() and len(delivery_id) < 19 else None,
@@ -113,7 +113,7 @@ async def post_signal(request: web.Request) -> web.Response:
     key = _idempotency_key(request)
     who = principal(request)
     now = request.app[keys.clock]()
-    async with request.app[keys.engine].begin() as conn:
+    async with db.write(request.app[keys.engine]) as conn:
         if key is not None:
             replay = await _replay(conn, who.actor, key, _request_hash(body), now)
             if replay is not None:

@@ -34,10 +34,7 @@ async def append(
     advisory lock below on PostgreSQL) from here to its commit, so seq and prev_hash
     are read and written without a race.
     """
-    if conn.dialect.name == "postgresql":
-        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK)))
-    last = (await conn.execute(sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1))).first()
-    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, audit.GENESIS)
+    seq, prev_hash = await _head(conn)
     event = {
         "seq": seq,
         "at": at,
@@ -48,10 +45,26 @@ async def append(
         "neighbourhood_id": neighbourhood_id,
         "data": data or {},
     }
-    await conn.execute(
-        t.insert().values(**event, prev_hash=prev_hash, hash=audit.chain_hash(prev_hash, event))
+    digest = audit.chain_hash(prev_hash, event)
+    await conn.execute(t.insert().values(**event, prev_hash=prev_hash, hash=digest))
+    conn.info["audit_head"] = (
+        conn.sync_connection.get_transaction() if conn.sync_connection else None,
+        seq,
+        digest,
     )
     return seq
+
+
+async def _head(conn: AsyncConnection) -> tuple[int, str]:
+    """The next seq and the hash to link to; read once per transaction, which holds the lock."""
+    transaction = conn.sync_connection.get_transaction() if conn.sync_connection else None
+    cached = conn.info.get("audit_head")
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1] + 1, cached[2]
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK)))
+    last = (await conn.execute(sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1))).first()
+    return (last.seq + 1, last.hash) if last else (1, audit.GENESIS)
 
 
 async def page(

@@ -60,40 +60,40 @@ class Job:
 
 
 async def enqueue(conn: AsyncConnection, items: Sequence[NewDelivery], now: datetime) -> list[int]:
-    """Store deliveries and their outbox jobs in the caller's transaction; returns delivery ids."""
-    if not items:
-        return []
-    rows = [
-        {
-            "incident_id": item.incident_id,
-            "group_id": item.group_id,
-            "recipient_phone": item.to,
-            "member_id": item.member_id,
-            "responder_id": item.responder_id,
-            "escalation_round": item.escalation_round,
-            "escalation_step": item.escalation_step,
-            "purpose": item.purpose,
-            "body": item.body,
-            "segments": gsm.segments(item.body),
-            "status": Status.pending,
-            "attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for item in items
-    ]
-    result = await conn.execute(
-        deliveries.insert().returning(deliveries.c.id, sort_by_parameter_order=True), rows
-    )
-    ids = list(result.scalars())
-    await conn.execute(
-        outbox.insert(),
-        [
-            {"delivery_id": did, "priority": Priority[item.purpose], "due_at": now, "attempts": 0}
-            for did, item in zip(ids, items, strict=True)
-        ],
-    )
+    """Store deliveries and their outbox jobs in the caller's transaction; returns delivery ids.
+
+    One multi-row INSERT per purpose (its priority), so a fan-out to a thousand allies is a
+    handful of statements, not two thousand.
+    """
+    ids: list[int] = []
+    for purpose in dict.fromkeys(item.purpose for item in items):
+        rows = [_delivery_row(item, now) for item in items if item.purpose == purpose]
+        made = list((await conn.execute(deliveries.insert().returning(deliveries.c.id), rows)).scalars())
+        jobs = [
+            {"delivery_id": did, "priority": Priority[purpose], "due_at": now, "attempts": 0} for did in made
+        ]
+        await conn.execute(outbox.insert(), jobs)
+        ids += made
     return ids
+
+
+def _delivery_row(item: NewDelivery, now: datetime) -> dict[str, Any]:
+    return {
+        "incident_id": item.incident_id,
+        "group_id": item.group_id,
+        "recipient_phone": item.to,
+        "member_id": item.member_id,
+        "responder_id": item.responder_id,
+        "escalation_round": item.escalation_round,
+        "escalation_step": item.escalation_step,
+        "purpose": item.purpose,
+        "body": item.body,
+        "segments": gsm.segments(item.body),
+        "status": Status.pending,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 async def claim_due_jobs(conn: AsyncConnection, now: datetime, limit: int, lease_s: float) -> list[Job]:
@@ -171,31 +171,58 @@ class Failed:
 Outcome = Sent | Failed
 
 
+#: Record one attempt: attempts, provider id, segments and error always; the status only forward.
+_RECORD = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("b_id"))
+    .values(
+        status=sa.case(
+            (_RANK_SQL < sa.bindparam("b_rank"), sa.bindparam("b_status")), else_=deliveries.c.status
+        ),
+        provider_sid=sa.func.coalesce(sa.bindparam("b_sid"), deliveries.c.provider_sid),
+        segments=sa.func.coalesce(sa.bindparam("b_segments"), deliveries.c.segments),
+        error_code=sa.func.coalesce(sa.bindparam("b_code"), deliveries.c.error_code),
+        attempts=sa.bindparam("b_attempts"),
+        updated_at=sa.bindparam("b_now"),
+    )
+)
+_RETRY = (
+    outbox.update()
+    .where(outbox.c.id == sa.bindparam("b_job"))
+    .values(due_at=sa.bindparam("b_due"), lease_until=None)
+)
+
+
+def _record_params(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    if isinstance(outcome, Sent):
+        status, sid, segments, code = outcome.status, outcome.sid, outcome.segments, None
+    else:
+        status = Status.failed if outcome.retry_at is None else Status.pending
+        sid, segments, code = None, None, outcome.code
+    return {
+        "b_id": outcome.job.delivery_id,
+        "b_rank": delivery.rank(status),
+        "b_status": status,
+        "b_sid": sid,
+        "b_segments": segments,
+        "b_code": code,
+        "b_attempts": outcome.job.attempts,
+        "b_now": now,
+    }
+
+
 async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome], now: datetime) -> list[Failed]:
-    """Write a batch of attempt outcomes; returns those that failed for good."""
+    """Write a batch of attempt outcomes in three statements; returns those that failed for good."""
+    if not outcomes:
+        return []
+    await conn.execute(_RECORD, [_record_params(outcome, now) for outcome in outcomes])
+    retries = [o for o in outcomes if isinstance(o, Failed) and o.retry_at is not None]
+    if retries:
+        await conn.execute(_RETRY, [{"b_job": o.job.id, "b_due": o.retry_at} for o in retries])
     done = [o.job.id for o in outcomes if isinstance(o, Sent) or o.retry_at is None]
-    for outcome in outcomes:
-        await _record(conn, outcome, now)
     if done:
         await conn.execute(outbox.delete().where(outbox.c.id.in_(done)))
     return [o for o in outcomes if isinstance(o, Failed) and o.retry_at is None]
-
-
-async def _record(conn: AsyncConnection, outcome: Outcome, now: datetime) -> None:
-    job = outcome.job
-    common: dict[str, Any] = {"attempts": job.attempts, "updated_at": now}
-    query = deliveries.update().where(deliveries.c.id == job.delivery_id)
-    if isinstance(outcome, Sent):
-        await conn.execute(query.values(provider_sid=outcome.sid, segments=outcome.segments, **common))
-        await _advance(conn, job.delivery_id, outcome.status, None, now)
-    elif outcome.retry_at is None:
-        await conn.execute(query.values(error_code=outcome.code, **common))
-        await _advance(conn, job.delivery_id, Status.failed, outcome.code, now)
-    else:
-        await conn.execute(query.values(error_code=outcome.code, **common))
-        await conn.execute(
-            outbox.update().where(outbox.c.id == job.id).values(due_at=outcome.retry_at, lease_until=None)
-        )
 
 
 async def _advance(
