@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from aiohttp import web
 
-from . import engine, keys, providers, routes
+from . import engine, keys, notify, providers, routes
 from .metrics import Metrics
 from .middleware import authenticate, errors, observe
 from .sender import Sender
@@ -32,7 +32,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app[keys.settings] = settings
     app[keys.clock] = clock
     app[keys.metrics] = Metrics()
-    app.cleanup_ctx.extend([database, provider, sender, timer_worker, housekeeping])
+    app.cleanup_ctx.extend([database, provider, sender, timer_worker, notify.listener, housekeeping])
     routes.setup(app)
     return app
 

@@ -22,7 +22,7 @@ from .delivery import VALIDITY_S, GiveUp
 from .metrics import Metrics
 from .phones import mask
 from .providers import Outgoing, Provider, SendFailed
-from .store import db, outbox
+from .store import db, outbox, pace
 
 log = structlog.get_logger("alertnet.sender")
 #: Default lease on a claimed job (ALERTNET_OUTBOX_LEASE_S).
@@ -31,30 +31,6 @@ POLL_S = 1.0
 #: Called in the recording transaction for each message that failed for good:
 #: (connection, delivery id, phone, provider error code, now).
 FailureHook = Callable[[AsyncConnection, int, str, str | None, datetime], Awaitable[None]]
-
-
-class RateLimiter:
-    """Hands out send times at `rate` units a second (GCRA), allowing a short burst."""
-
-    def __init__(
-        self, rate: float, burst_s: float = 0.2, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.interval = 1.0 / rate
-        self.burst_s = burst_s
-        self.clock = clock
-        self.next_at = 0.0
-
-    def reserve(self, units: int) -> float:
-        """Book `units`; returns how long to wait before using them."""
-        now = self.clock()
-        start = max(now, self.next_at)
-        self.next_at = start + units * self.interval
-        return max(0.0, start - now - self.burst_s)
-
-    async def acquire(self, units: int) -> None:
-        wait = self.reserve(units)
-        if wait > 0:
-            await asyncio.sleep(wait)
 
 
 class Sender:
@@ -74,7 +50,7 @@ class Sender:
         self.lease_s = lease_s
         self.engine = engine
         self.provider = provider
-        self.limiter = RateLimiter(rate)
+        self.interval_s = 1.0 / rate
         self.concurrency = concurrency
         self.slots = asyncio.Semaphore(concurrency)
         self.public_url = public_url
@@ -86,8 +62,9 @@ class Sender:
         self.have_outcomes = asyncio.Event()
         self.in_flight: set[asyncio.Task[None]] = set()
         self.stopping = False
-        # Claim no more than can be sent well within the lease.
+        # Claim no more than the pace lets go out well within the lease.
         self.claim_limit = max(1, min(concurrency, int(rate * lease_s / 4)))
+        self.window_s = lease_s / 2
 
     def notify(self) -> None:
         """New jobs were committed: look now rather than at the next poll."""
@@ -99,9 +76,9 @@ class Sender:
             while not self.stopping:
                 self.wake.clear()
                 jobs = await self._claim()
-                for job in jobs:
+                for job, send_at in jobs:
                     await self.slots.acquire()
-                    task = asyncio.create_task(self._attempt(job))
+                    task = asyncio.create_task(self._attempt(job, send_at))
                     self.in_flight.add(task)
                     task.add_done_callback(self.in_flight.discard)
                 if not jobs:
@@ -132,24 +109,35 @@ class Sender:
         recorder.cancel()
         await asyncio.gather(recorder, return_exceptions=True)
 
-    async def _claim(self) -> list[outbox.Job]:
+    async def _claim(self) -> list[tuple[outbox.Job, datetime]]:
+        """Claim what the shared pace lets go out within half the lease, and book its send times."""
+        now = self.clock()
         try:
             async with db.write(self.engine) as conn:
-                jobs = await outbox.claim_due_jobs(conn, self.clock(), self.claim_limit, self.lease_s)
+                start = await pace.next_free(conn, now)
+                room = (now + timedelta(seconds=self.window_s) - start).total_seconds() / self.interval_s
+                limit = max(0, min(self.claim_limit, int(room)))
+                jobs = await outbox.claim_due_jobs(conn, now, limit, self.lease_s) if limit else []
+                units = [max(1, job.segments) for job in jobs]
+                if jobs:
+                    await pace.book(conn, start, sum(units) * self.interval_s)
         except Exception:
             log.exception("outbox_claim_failed")
             await asyncio.sleep(POLL_S)
             return []
-        for job in jobs:
+        timed, offset = [], 0
+        for job, cost in zip(jobs, units, strict=True):
+            timed.append((job, start + timedelta(seconds=offset * self.interval_s)))
+            offset += cost
             if job.unrecorded_attempt:
                 # The last attempt's outcome was lost in a crash: this send may be a duplicate.
                 self.metrics.possible_duplicates.inc()
-        return jobs
+        return timed
 
     def _callback(self, job: outbox.Job) -> str | None:
         return f"{self.public_url}/sms/status?d={job.delivery_id}" if self.provider.calls_back else None
 
-    async def _attempt(self, job: outbox.Job) -> None:
+    async def _attempt(self, job: outbox.Job, send_at: datetime) -> None:
         outcome: outbox.Outcome
         skip = job.skip_reason(self.clock())
         if skip is not None:
@@ -159,7 +147,9 @@ class Sender:
             self.have_outcomes.set()
             return
         try:
-            await self.limiter.acquire(max(1, job.segments))
+            wait_s = (send_at - self.clock()).total_seconds()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
             started = time.perf_counter()
             message = Outgoing(job.to, job.body, self._callback(job), VALIDITY_S[job.purpose])
             accepted = await self.provider.send(message)

@@ -120,7 +120,7 @@ async def post_signal(request: web.Request) -> web.Response:
                 return web.json_response(replay, status=202)
         answer = await _accept(conn, request, body, now)
         if key is not None:
-            await store.save_idempotent(conn, who.actor, key, _request_hash(body), answer, now)
+            await store.save_idempotent_answer(conn, who.actor, key, answer)
     request.app[keys.sender].notify()
     return web.json_response(answer, status=202)
 
@@ -129,7 +129,7 @@ async def _replay(
     conn: AsyncConnection, scope: str, key: str, request_hash: str, now: Any
 ) -> dict[str, Any] | None:
     """The first answer to this key, if it is less than a day old; 422 if the body differs."""
-    found = await store.find_idempotent(conn, scope, key, now - IDEMPOTENCY_TTL)
+    found = await store.claim_idempotency_key(conn, scope, key, request_hash, now, IDEMPOTENCY_TTL)
     if found is None:
         return None
     if found["request_hash"] != request_hash:

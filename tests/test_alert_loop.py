@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
@@ -271,3 +272,32 @@ class TestStatusCallbacks:
         message = fake.messages[0]
         await fake.post_status(message["StatusCallback"], message["sid"], "undelivered", "21610")
         assert await rows(client, f"SELECT status FROM members WHERE phone = '{ally(1)}'") == [("opted_out",)]
+
+
+class TestWakeUps:
+    async def test_another_process_commit_wakes_the_sender(
+        self, client: Client, fake: FakeTwilio, database_kind: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """On PostgreSQL, another process's committed jobs are sent at once (NOTIFY), not at the next poll."""
+        if database_kind != "postgresql":
+            pytest.skip("LISTEN/NOTIFY is PostgreSQL's; one SQLite process wakes its own sender")
+        from datetime import UTC, datetime
+
+        from alertnet import keys, sender
+        from alertnet.delivery import Purpose
+        from alertnet.store import db, outbox
+
+        await make_group(client, 2)
+        ((member_id,),) = await rows(client, f"SELECT id FROM members WHERE phone = '{ally(1)}'")
+        monkeypatch.setattr(sender, "POLL_S", 30.0)
+        await asyncio.sleep(1.2)  # let the sender finish its current (short) poll and start a long one
+        other = db.create_engine(client.app[keys.settings].database_url)
+        try:
+            async with db.write(other) as conn:
+                item = outbox.NewDelivery(
+                    to=ally(1), body="test", purpose=Purpose.notice, member_id=member_id
+                )
+                await outbox.enqueue(conn, [item], datetime.now(UTC))
+        finally:
+            await other.dispose()
+        await until(lambda: len(fake.messages) == 1, timeout_s=5)

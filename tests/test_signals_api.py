@@ -117,3 +117,24 @@ async def test_approval_before_consent_waits_for_consent(client: Client) -> None
     assert approved["status"] == "pending"
     _, replies = await sms(client, STRANGER, "ja")
     assert replies[0].startswith("Je bent lid van Molenwijk Noord.")
+
+
+async def test_idempotency_holds_across_processes(
+    client: Client, fake: FakeTwilio, aiohttp_client: Any, twilio_settings: Any
+) -> None:
+    """The same key posted at the same moment to two service instances on one database: one signal."""
+    import asyncio
+
+    from alertnet.app import create_app
+
+    group = await make_group(client, 3)
+    token = await _source_token(client, group["id"])
+    twin = await aiohttp_client(create_app(twilio_settings))
+    body = {"group_id": group["id"], "text": "Twee keer tegelijk"}
+    first, second = await asyncio.gather(
+        _post(client, token, body, key="same-moment"), _post(twin, token, body, key="same-moment")
+    )
+    assert first == second
+    await settled(client)
+    assert len(await rows(client, "SELECT id FROM signals")) == 1
+    assert len(fake.messages) == 3

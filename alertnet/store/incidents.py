@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .. import notify
 from ..delivery import Purpose
 from ..incidents import State
 from .tables import (
@@ -77,6 +78,7 @@ async def responders_by_phone(conn: AsyncConnection, phone: str) -> list[Row]:
 
 async def add_timer(conn: AsyncConnection, incident_id: int, **values: Any) -> None:
     await conn.execute(timers.insert().values(incident_id=incident_id, **values))
+    await notify.announce(conn, notify.TIMERS)
 
 
 async def claim_due_timers(conn: AsyncConnection, now: datetime, limit: int, lease_s: float) -> list[Row]:

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .. import delivery, gsm
+from .. import delivery, gsm, notify
 from ..delivery import Priority, Purpose, Status
 from ..schemas import MemberStatus
 from .tables import deliveries, members, outbox
@@ -74,6 +74,8 @@ async def enqueue(conn: AsyncConnection, items: Sequence[NewDelivery], now: date
         ]
         await conn.execute(outbox.insert(), jobs)
         ids += made
+    if ids:
+        await notify.announce(conn, notify.OUTBOX)
     return ids
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -165,27 +165,28 @@ async def claim_join_hint(conn: AsyncConnection, phone: str, now: datetime, ever
     return True
 
 
-async def find_idempotent(conn: AsyncConnection, scope: str, key: str, since: datetime) -> Row | None:
-    query = sa.select(idempotency_keys).where(
-        idempotency_keys.c.scope == scope,
-        idempotency_keys.c.key == key,
-        idempotency_keys.c.created_at >= since,
-    )
-    row = (await conn.execute(query)).first()
-    return dict(row._mapping) if row else None
+async def claim_idempotency_key(
+    conn: AsyncConnection, scope: str, key: str, request_hash: str, now: datetime, ttl: timedelta
+) -> Row | None:
+    """Claim a key for this request; returns the earlier row if the key was used within `ttl`.
+
+    The insert comes first, so a twin request in another process waits on the unique key
+    until this transaction commits, then finds the answer instead of doing the work twice.
+    """
+    values = {"scope": scope, "key": key, "request_hash": request_hash, "response": {}, "created_at": now}
+    if await insert_once(conn, idempotency_keys, values):
+        return None
+    where = sa.and_(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+    row = (await conn.execute(sa.select(idempotency_keys).where(where))).one()
+    if row.created_at < now - ttl:
+        await conn.execute(idempotency_keys.update().where(where).values(**values))
+        return None
+    return dict(row._mapping)
 
 
-async def save_idempotent(
-    conn: AsyncConnection, scope: str, key: str, request_hash: str, response: Row, now: datetime
-) -> None:
-    await conn.execute(
-        idempotency_keys.delete().where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
-    )
-    await conn.execute(
-        idempotency_keys.insert().values(
-            scope=scope, key=key, request_hash=request_hash, response=response, created_at=now
-        )
-    )
+async def save_idempotent_answer(conn: AsyncConnection, scope: str, key: str, response: Row) -> None:
+    where = sa.and_(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+    await conn.execute(idempotency_keys.update().where(where).values(response=response))
 
 
 async def purge_before(conn: AsyncConnection, day_ago: datetime, sids_before: datetime) -> int:

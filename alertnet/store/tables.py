@@ -296,3 +296,12 @@ audit_events = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
+
+#: One row per pace (the outbox): when the next message may go to the provider. Every process
+#: books its sends here, so ALERTNET_SEND_RATE holds for all of them together.
+send_pace = sa.Table(
+    "send_pace",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("next_at", UTCDateTime(), nullable=False),
+)
