@@ -15,7 +15,7 @@ from .metrics import Metrics
 from .middleware import authenticate, errors, observe
 from .sender import Sender
 from .settings import Settings
-from .store import db
+from .store import db, retention
 from .store import signals as signal_store
 from .timers import TimerWorker
 
@@ -109,7 +109,7 @@ HOUSEKEEPING_EVERY_S = 3600
 
 
 async def housekeeping(app: web.Application) -> AsyncIterator[None]:
-    """Forget what is no longer needed: old idempotency keys, join hints and MessageSids."""
+    """Forget what is no longer needed: old idempotency keys, join hints, MessageSids, phone numbers."""
 
     async def loop() -> None:
         while True:
@@ -118,6 +118,8 @@ async def housekeeping(app: web.Application) -> AsyncIterator[None]:
                 now = app[keys.clock]()
                 async with db.write(app[keys.engine]) as conn:
                     await signal_store.purge_before(conn, now - timedelta(days=1), now - MESSAGE_SID_TTL)
+                    retention_days = app[keys.settings].retention_days
+                    await retention.erase_older_than(conn, now - timedelta(days=retention_days))
             except Exception:
                 log.exception("housekeeping_failed")
 

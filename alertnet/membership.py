@@ -16,7 +16,7 @@ from .auth import PROVIDER, Actor, resident, stranger
 from .delivery import Purpose
 from .phones import mask
 from .schemas import JoinPolicy, MemberStatus
-from .store import audit, outbox
+from .store import audit, outbox, retention
 from .store import signals as store
 from .store.tables import members
 
@@ -184,6 +184,7 @@ async def leave(conn: AsyncConnection, rows: list[Row], code: str | None, lang: 
     row = next((r for r in rows if (r["join_code"] or "") == code), None)
     if row is None:
         return messages.render("not_member", lang, code=code)
+    await retention.erase_members(conn, [row["id"]])
     await conn.execute(members.delete().where(members.c.id == row["id"]))
     await _audit(conn, resident(row["id"], row["role"]), "member.left", row, now)
     return messages.render("left", row["language"], group=row["group_name"])

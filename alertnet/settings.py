@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     outbox_lease_s: float = Field(120.0, ge=1, le=3600)
     #: An incident with no new signal for this long resolves itself as "expired".
     incident_expiry_s: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600)
+    #: Days after which phone numbers on signals and messages are erased (members keep theirs).
+    retention_days: int = Field(180, ge=1, le=3650)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: "auto": readable on a terminal, JSON otherwise.
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -9,7 +9,7 @@ import pytest
 
 from alertnet import logs
 
-from .conftest import PUBLIC_URL, Client, production_logging
+from .conftest import PUBLIC_URL, Client, call, production_logging
 from .fake_twilio import AUTH_TOKEN, FROM, FakeTwilio, permanent, storm
 from .loop import ally, make_group, rows, settled, sms, until
 
@@ -301,3 +301,34 @@ class TestWakeUps:
         finally:
             await other.dispose()
         await until(lambda: len(fake.messages) == 1, timeout_s=5)
+
+
+class TestRetention:
+    async def test_removed_member_is_forgotten(self, client: Client, fake: FakeTwilio) -> None:
+        """Removing a member erases their number from their signals and the messages they got."""
+        group = await make_group(client, 3)
+        await sms(client, ally(0), "Verdacht")
+        await settled(client)
+        members = await call(client, "GET", f"/api/v1/groups/{group['id']}/members", expect=200)
+        for member in members["items"][:2]:
+            await call(client, "DELETE", f"/api/v1/groups/{group['id']}/members/{member['id']}", expect=204)
+        kept = [phone for (phone,) in await rows(client, "SELECT recipient_phone FROM deliveries")]
+        assert ally(1) not in kept
+        assert ally(2) in kept
+        assert await rows(client, "SELECT reporter_phone FROM signals") == [(None,)]
+
+    async def test_numbers_erased_after_the_retention_period(self, client: Client, fake: FakeTwilio) -> None:
+        """Housekeeping erases numbers on signals and sent messages older than the retention period."""
+        from datetime import UTC, datetime, timedelta
+
+        from alertnet import keys
+        from alertnet.store import db, retention
+
+        await make_group(client, 2)
+        await sms(client, ally(0), "Verdacht")
+        await settled(client)
+        async with db.write(client.app[keys.engine]) as conn:
+            erased = await retention.erase_older_than(conn, datetime.now(UTC) + timedelta(seconds=1))
+        assert erased == 2
+        assert await rows(client, "SELECT recipient_phone FROM deliveries") == [("",)]
+        assert await rows(client, "SELECT reporter_phone FROM signals") == [(None,)]

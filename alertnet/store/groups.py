@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import Conflict, NotFound
 from ..schemas import MemberStatus
+from . import retention
 from .tables import groups, members
 
 Row = dict[str, Any]
@@ -66,6 +67,8 @@ async def delete_group(conn: AsyncConnection, group_id: int, now: datetime) -> i
 
     Returns how many members were removed.
     """
+    ids = list(await conn.scalars(sa.select(members.c.id).where(members.c.group_id == group_id)))
+    await retention.erase_members(conn, ids)
     removed = await conn.execute(members.delete().where(members.c.group_id == group_id))
     await conn.execute(groups.update().where(groups.c.id == group_id).values(deleted_at=now, join_code=None))
     return removed.rowcount or 0
@@ -111,6 +114,8 @@ async def list_members(conn: AsyncConnection, group_id: int) -> list[Row]:
 
 
 async def remove_member(conn: AsyncConnection, group_id: int, member_id: int) -> Row:
+    """Remove a member and forget their number everywhere it was kept."""
+    await retention.erase_members(conn, [member_id])
     row = (
         await conn.execute(
             members.delete()
