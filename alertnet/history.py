@@ -85,10 +85,11 @@ async def resolve_incident(request: web.Request) -> web.Response:
             outcome=body.outcome,
             false_alarm=body.false_alarm,
         )
+    request.app[keys.sender].notify()
+    async with db.read(request.app[keys.engine]) as conn:  # after the commit: the timeline is complete
         detail = IncidentDetail.model_validate(
             await _detail(conn, await _visible(conn, request, incident_id))
         )
-    request.app[keys.sender].notify()
     return web.json_response(detail.model_dump(mode="json"))
 
 

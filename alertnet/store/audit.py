@@ -18,6 +18,10 @@ AUDIT_LOCK = 0x61756474
 _VERIFY_BATCH = 2000
 
 
+#: Where a write transaction keeps its audit events until it commits (see `store.db.write`).
+PENDING = "alertnet.audit_pending"
+
+
 async def append(
     conn: AsyncConnection,
     *,
@@ -27,40 +31,47 @@ async def append(
     subject: str | None = None,
     neighbourhood_id: int | None = None,
     data: dict[str, Any] | None = None,
-) -> int:
-    """Append one event in the caller's transaction; returns its seq.
+) -> None:
+    """Add an event to the caller's transaction; it is chained and written just before the commit.
 
-    The caller's transaction holds the write lock (SQLite's BEGIN IMMEDIATE, or the
-    advisory lock below on PostgreSQL) from here to its commit, so seq and prev_hash
-    are read and written without a race.
+    Writing all of a transaction's events at its very end keeps the chain's lock (SQLite's write
+    lock is held anyway; on PostgreSQL an advisory lock) held for two statements, not the whole
+    transaction, so concurrent writers in several processes do not queue behind each other.
     """
-    seq, prev_hash = await _head(conn)
-    event = {
-        "seq": seq,
-        "at": at,
-        "actor": who.actor,
-        "actor_role": str(who.role),
-        "type": type,
-        "subject": subject,
-        "neighbourhood_id": neighbourhood_id,
-        "data": data or {},
-    }
-    digest = audit.chain_hash(prev_hash, event)
-    await conn.execute(t.insert().values(**event, prev_hash=prev_hash, hash=digest))
-    conn.info["audit_head"] = (
-        conn.sync_connection.get_transaction() if conn.sync_connection else None,
-        seq,
-        digest,
+    pending: list[dict[str, Any]] | None = conn.info.get(PENDING)
+    if pending is None:
+        raise RuntimeError("audit events are written by a transaction opened with store.db.write")
+    pending.append(
+        {
+            "at": at,
+            "actor": who.actor,
+            "actor_role": str(who.role),
+            "type": type,
+            "subject": subject,
+            "neighbourhood_id": neighbourhood_id,
+            "data": data or {},
+        }
     )
-    return seq
+
+
+async def flush(conn: AsyncConnection) -> None:
+    """Chain and write the transaction's queued events (called by `store.db.write` before commit)."""
+    pending: list[dict[str, Any]] = conn.info.get(PENDING) or []
+    if not pending:
+        return
+    seq, prev_hash = await _head(conn)
+    rows = []
+    for event in pending:
+        event = {"seq": seq, **event}
+        digest = audit.chain_hash(prev_hash, event)
+        rows.append({**event, "prev_hash": prev_hash, "hash": digest})
+        seq, prev_hash = seq + 1, digest
+    await conn.execute(t.insert(), rows)
+    pending.clear()
 
 
 async def _head(conn: AsyncConnection) -> tuple[int, str]:
-    """The next seq and the hash to link to; read once per transaction, which holds the lock."""
-    transaction = conn.sync_connection.get_transaction() if conn.sync_connection else None
-    cached = conn.info.get("audit_head")
-    if cached is not None and transaction is not None and cached[0] is transaction:
-        return cached[1] + 1, cached[2]
+    """The next seq and the hash to link to, under the chain's lock until the transaction ends."""
     if conn.dialect.name == "postgresql":
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK)))
     last = (await conn.execute(sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1))).first()

@@ -15,6 +15,8 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from . import audit
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: Any fixed number: all alertnet processes take this lock to migrate one at a time.
 MIGRATION_LOCK = 0x616C6572
@@ -78,12 +80,23 @@ async def write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     Other processes still wait on SQLite's own lock (BEGIN IMMEDIATE, busy_timeout).
     """
     if engine.dialect.name != "sqlite":
-        async with engine.begin() as conn:
+        async with engine.begin() as conn, _audited(conn):
             yield conn
         return
     lock = _WRITERS.setdefault(engine, asyncio.Lock())
-    async with lock, engine.begin() as conn:
+    async with lock, engine.begin() as conn, _audited(conn):
         yield conn
+
+
+@asynccontextmanager
+async def _audited(conn: AsyncConnection) -> AsyncIterator[None]:
+    """Collect the transaction's audit events and write them, chained, last before the commit."""
+    conn.info[audit.PENDING] = []
+    try:
+        yield
+        await audit.flush(conn)
+    finally:
+        conn.info.pop(audit.PENDING, None)
 
 
 @asynccontextmanager
