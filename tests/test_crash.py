@@ -11,34 +11,24 @@ them. After SIGTERM the sender drains and records what is in flight: no duplicat
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from alertnet import twiliosim
-
 from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM
+from .processes import ADMIN_TOKEN, Admin, fake_twilio, free_port, run_audit_verify, sms, stop, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
-FAKE_TWILIO = [sys.executable, "-m", "tests.fake_twilio"]
-ADMIN_TOKEN = "crash-test-admin-token-0123456789"
 CONCURRENCY = 8
 #: Messages a second the service hands to Twilio: a 499-ally fan-out takes a few seconds.
 RATE = 200
@@ -50,71 +40,6 @@ LEASE_S = 3
 
 def ally(n: int) -> str:
     return f"+316100{n:05d}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, detail: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}\n{detail()}")
-        time.sleep(0.02)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a process this test started, whatever state it is in."""
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=10)
-
-
-@dataclass
-class FakeTwilioProcess:
-    url: str
-    record: Path
-
-    def messages(self) -> list[dict[str, str]]:
-        """Every message accepted so far (complete lines only: the fake may be mid-write)."""
-        text = self.record.read_text(encoding="utf-8") if self.record.exists() else ""
-        return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
-
-    def per_recipient(self) -> Counter[str]:
-        return Counter(m["To"] for m in self.messages())
-
-
-@contextmanager
-def fake_twilio(tmp_path: Path) -> Iterator[FakeTwilioProcess]:
-    port = free_port()
-    record = tmp_path / "twilio.jsonl"
-    log = tmp_path / "twilio.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*FAKE_TWILIO, "--port", str(port), "--record", str(record), "--latency", str(LATENCY_S)],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for(lambda: _listening(port, proc), 20, "the fake Twilio", log.read_text)
-        yield FakeTwilioProcess(f"http://127.0.0.1:{port}", record)
-    finally:
-        stop(proc)
-
-
-def _listening(port: int, proc: subprocess.Popen[bytes]) -> bool:
-    if proc.poll() is not None:
-        raise AssertionError(f"process exited with {proc.returncode} before listening on {port}")
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 class Service:
@@ -199,25 +124,6 @@ class Service:
         )
 
 
-class Admin:
-    """The admin API over one kept-alive connection: hundreds of requests stay fast."""
-
-    def __init__(self, port: int) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
-        self.conn.request("POST", path, json.dumps(body), headers)
-        response = self.conn.getresponse()
-        data = response.read()
-        assert response.status == 201, f"POST {path} -> {response.status}: {data!r}"
-        result: dict[str, Any] = json.loads(data)
-        return result
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 def make_group(service: Service, allies: int) -> None:
     """One neighbourhood, one group, `allies` active members: ally(0) ... ally(allies - 1)."""
     admin = Admin(service.port)
@@ -234,19 +140,11 @@ def make_group(service: Service, allies: int) -> None:
 
 def signal_from(service: Service, sender: str, text: str) -> list[str]:
     """Post a signed inbound SMS as Twilio does; returns the replies."""
-    url = service.url + "/sms/inbound"
-    return twiliosim.post(url, twiliosim.inbound_form(sender, text, to=FROM), AUTH_TOKEN, timeout_s=10)
+    return sms(service.url, sender, text)
 
 
 def audit_verify(service: Service) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alertnet", "audit", "verify"],
-        env=service.env,
-        cwd=service.tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_audit_verify(service.env, service.tmp_path)
 
 
 @dataclass
@@ -263,7 +161,7 @@ class Outcome:
 def fan_out_interrupted(tmp_path: Path, allies: int, signum: int) -> Outcome:
     """Fan a signal out to `allies` - 1 allies, interrupt the service with `signum`, restart, settle."""
     with ExitStack() as stack:
-        twilio = stack.enter_context(fake_twilio(tmp_path))
+        twilio = stack.enter_context(fake_twilio(tmp_path, LATENCY_S))
         service = Service(tmp_path, twilio.url)
         stack.callback(service.kill)
         service.start()
@@ -355,7 +253,7 @@ OFFICER = "+31630000001"
 def test_escalation_timer_fires_once_after_kill_9(tmp_path: Path) -> None:
     """The ack time-out falls due while the service is dead: after the restart it fires, once."""
     with ExitStack() as stack:
-        twilio = stack.enter_context(fake_twilio(tmp_path))
+        twilio = stack.enter_context(fake_twilio(tmp_path, LATENCY_S))
         service = Service(tmp_path, twilio.url)
         stack.callback(service.kill)
         service.start()
@@ -380,6 +278,9 @@ def test_escalation_timer_fires_once_after_kill_9(tmp_path: Path) -> None:
 
         service.start()
         wait_for(lambda: twilio.per_recipient()[OFFICER] == 1, 20, "the officer to be paged", service.logs)
+        # The page's outcome must be recorded first: a kill before that would resend it (an allowed,
+        # counted duplicate), which is not what this test is about.
+        wait_for(lambda: service.outbox_pending() == 0, 20, "the page to be recorded", service.logs)
         service.signal(signal.SIGKILL)
         service.start()  # a second restart must not fire it again
         time.sleep(2)
