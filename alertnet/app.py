@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import structlog
 from aiohttp import web
@@ -79,11 +81,8 @@ async def sender(app: web.Application) -> AsyncIterator[None]:
         lease_s=settings.outbox_lease_s,
     )
     app[keys.sender] = worker
-    task = asyncio.create_task(worker.run(), name="alertnet-sender")
-    yield
-    await worker.stop()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, timeout=30)
+    async with _running(worker, "alertnet-sender"):
+        yield
 
 
 async def timer_worker(app: web.Application) -> AsyncIterator[None]:
@@ -96,11 +95,26 @@ async def timer_worker(app: web.Application) -> AsyncIterator[None]:
         notify_sender=app[keys.sender].notify,
     )
     app[keys.timers] = worker
-    task = asyncio.create_task(worker.run(), name="alertnet-timers")
-    yield
-    await worker.stop()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, timeout=30)
+    async with _running(worker, "alertnet-timers"):
+        yield
+
+
+class _Worker(Protocol):
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@asynccontextmanager
+async def _running(worker: _Worker, name: str) -> AsyncIterator[None]:
+    """Run a worker as a task; on exit ask it to stop and let it finish what it has in hand."""
+    task = asyncio.create_task(worker.run(), name=name)
+    try:
+        yield
+    finally:
+        await worker.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=30)
 
 
 #: How long inbound MessageSids are remembered: far beyond any Twilio retry.

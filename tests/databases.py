@@ -121,6 +121,19 @@ class Cluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+async def connect(url: str) -> Any:
+    """A plain asyncpg connection to the database at a SQLAlchemy-style URL."""
+    parts = sa.make_url(url)
+    return await asyncpg.connect(
+        host=parts.host,
+        port=parts.port,
+        user=parts.username,
+        password=parts.password,
+        database=parts.database,
+        timeout=10,
+    )
+
+
 class Postgres:
     """One migrated database on a PostgreSQL server, emptied before each test.
 
@@ -135,27 +148,17 @@ class Postgres:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="postgres-admin", daemon=True)
         self.thread.start()
-        admin = self._call(self._connect(self.server_url))
+        admin = self._call(connect(self.server_url))
         self._call(admin.execute(f'CREATE DATABASE "{self.name}"'))
         self._call(admin.close())
         self.url = str(sa.make_url(server_url).set(database=self.name).render_as_string(hide_password=False))
         run_in_thread(lambda: migrate_url(self.url))
-        self.conn: Any = self._call(self._connect(self.url))
+        self.conn: Any = self._call(connect(self.url))
         self.tables: list[str] = self._call(self._tables())
         self.sequences: list[tuple[str, str]] = self._call(self._sequences())
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=120)
-
-    async def _connect(self, url: str) -> Any:
-        parts = sa.make_url(url)
-        return await asyncpg.connect(
-            host=parts.host,
-            port=parts.port,
-            user=parts.username,
-            password=parts.password,
-            database=parts.database,
-        )
 
     async def _tables(self) -> list[str]:
         rows = await self.conn.fetch(
@@ -208,7 +211,7 @@ class Postgres:
     def close(self, drop: bool) -> None:
         self._call(self.conn.close())
         if drop:
-            admin = self._call(self._connect(self.server_url))
+            admin = self._call(connect(self.server_url))
             self._call(admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
             self._call(admin.close())
         self.loop.call_soon_threadsafe(self.loop.stop)

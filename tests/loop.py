@@ -27,16 +27,16 @@ async def make_group(
     join_policy: str = "approval",
     coordinator: str | None = None,
     name: str = "Molenwijk Noord",
+    escalation: dict[str, Any] | None = None,
+    hood_id: int | None = None,
 ) -> dict[str, Any]:
     """A neighbourhood with one group of `allies` active members (ally(0) ... ally(n-1))."""
-    hood = await call(client, "POST", "/api/v1/neighbourhoods", {"name": "Molenwijk"}, expect=201)
-    group = await call(
-        client,
-        "POST",
-        f"/api/v1/neighbourhoods/{hood['id']}/groups",
-        {"name": name, "join_code": join_code, "join_policy": join_policy},
-        expect=201,
-    )
+    if hood_id is None:
+        hood_id = (await call(client, "POST", "/api/v1/neighbourhoods", {"name": "Molenwijk"}, expect=201))[
+            "id"
+        ]
+    body = {"name": name, "join_code": join_code, "join_policy": join_policy, "escalation": escalation or {}}
+    group = await call(client, "POST", f"/api/v1/neighbourhoods/{hood_id}/groups", body, expect=201)
     for n in range(allies):
         await call(client, "POST", f"/api/v1/groups/{group['id']}/members", {"phone": ally(n)}, expect=201)
     if coordinator:
@@ -47,7 +47,8 @@ async def make_group(
             {"phone": coordinator, "role": "coordinator", "name": "Fatima"},
             expect=201,
         )
-    return group
+    result: dict[str, Any] = group
+    return result
 
 
 async def sms(
@@ -116,21 +117,7 @@ async def make_escalating_group(
     chain = [
         {"responder_ids": [rid], "timeout_s": timeout} for rid, (_, timeout) in zip(ids, steps, strict=True)
     ]
-    group = await call(
-        client,
-        "POST",
-        f"/api/v1/neighbourhoods/{hood['id']}/groups",
-        {"name": "Molenwijk Noord", "join_code": "MOLEN", "escalation": {"chain": chain, **policy}},
-        expect=201,
+    group = await make_group(
+        client, allies, coordinator=coordinator, escalation={"chain": chain, **policy}, hood_id=hood["id"]
     )
-    for n in range(allies):
-        await call(client, "POST", f"/api/v1/groups/{group['id']}/members", {"phone": ally(n)}, expect=201)
-    if coordinator:
-        await call(
-            client,
-            "POST",
-            f"/api/v1/groups/{group['id']}/members",
-            {"phone": coordinator, "role": "coordinator"},
-            expect=201,
-        )
     return group | {"responder_ids": ids}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 
 from alertnet import twiliosim
 
-from .fake_twilio import AUTH_TOKEN, FROM
+from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_TWILIO = [sys.executable, "-m", "tests.fake_twilio"]
@@ -137,3 +138,38 @@ def run_audit_verify(env: dict[str, str], cwd: Path) -> subprocess.CompletedProc
         text=True,
         timeout=60,
     )
+
+
+def service_env(
+    database_url: str, twilio_url: str, public_url: str, *, rate: int, concurrency: int, lease_s: float
+) -> dict[str, str]:
+    """The environment of an `alertnet serve` that sends through the fake Twilio (and nothing inherited)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTNET_")}
+    env.update(
+        ALERTNET_DATABASE_URL=database_url,
+        ALERTNET_HOST="127.0.0.1",
+        ALERTNET_ADMIN_TOKEN=ADMIN_TOKEN,
+        ALERTNET_SMS_PROVIDER="twilio",
+        ALERTNET_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        ALERTNET_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        ALERTNET_TWILIO_FROM=FROM,
+        ALERTNET_TWILIO_API_BASE=twilio_url,
+        ALERTNET_PUBLIC_URL=public_url,
+        ALERTNET_SEND_CONCURRENCY=str(concurrency),
+        ALERTNET_SEND_RATE=str(rate),
+        ALERTNET_OUTBOX_LEASE_S=str(lease_s),
+        ALERTNET_LOG_FORMAT="json",
+    )
+    return env
+
+
+def start_serve(port: int, env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`alertnet serve` as a real process, its output in `log`."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "alertnet", "serve", "--port", str(port)],
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )

@@ -16,7 +16,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
@@ -26,8 +25,17 @@ from pathlib import Path
 
 import pytest
 
-from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM
-from .processes import ADMIN_TOKEN, Admin, fake_twilio, free_port, run_audit_verify, sms, stop, wait_for
+from .processes import (
+    Admin,
+    fake_twilio,
+    free_port,
+    run_audit_verify,
+    service_env,
+    sms,
+    start_serve,
+    stop,
+    wait_for,
+)
 
 CONCURRENCY = 8
 #: Messages a second the service hands to Twilio: a 499-ally fan-out takes a few seconds.
@@ -50,20 +58,8 @@ class Service:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = tmp_path / "a.db"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTNET_")}
-        self.env.update(
-            ALERTNET_DATABASE_URL=f"sqlite:///{self.db}",
-            ALERTNET_ADMIN_TOKEN=ADMIN_TOKEN,
-            ALERTNET_SMS_PROVIDER="twilio",
-            ALERTNET_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-            ALERTNET_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-            ALERTNET_TWILIO_FROM=FROM,
-            ALERTNET_TWILIO_API_BASE=twilio_url,
-            ALERTNET_PUBLIC_URL=self.url,
-            ALERTNET_SEND_CONCURRENCY=str(CONCURRENCY),
-            ALERTNET_SEND_RATE=str(RATE),
-            ALERTNET_OUTBOX_LEASE_S=str(LEASE_S),
-            ALERTNET_LOG_FORMAT="json",
+        self.env = service_env(
+            f"sqlite:///{self.db}", twilio_url, self.url, rate=RATE, concurrency=CONCURRENCY, lease_s=LEASE_S
         )
         self.runs = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -74,14 +70,7 @@ class Service:
 
     def start(self) -> None:
         self.runs += 1
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "alertnet", "serve", "--port", str(self.port)],
-                env=self.env,
-                cwd=self.tmp_path,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = start_serve(self.port, self.env, self.tmp_path, self.log)
         wait_for(self._healthy, 30, "alertnet serve to start", self.log.read_text)
 
     def _healthy(self) -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -30,20 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from .databases import ENV_URL, Postgres, pg_bin, run_in_thread
-from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM
+from .databases import ENV_URL, Postgres, connect, pg_bin, run_in_thread
 from .processes import (
-    ADMIN_TOKEN,
     Admin,
     FakeTwilioProcess,
     fake_twilio,
     free_port,
     run_audit_verify,
+    service_env,
     sms,
+    start_serve,
     stop,
     wait_for,
 )
@@ -94,7 +92,7 @@ class Database:
 
     def fetch(self, query: str, *args: Any) -> list[Any]:
         async def work() -> list[Any]:
-            conn = await _connect(self.url)
+            conn = await connect(self.url)
             try:
                 return list(await conn.fetch(query, *args))
             finally:
@@ -107,25 +105,13 @@ class Database:
 
     def _execute(self, url: str, statement: str) -> None:
         async def work() -> None:
-            conn = await _connect(url)
+            conn = await connect(url)
             try:
                 await conn.execute(statement)
             finally:
                 await conn.close()
 
         run_in_thread(work)
-
-
-async def _connect(url: str) -> Any:
-    parts = sa.make_url(url)
-    return await asyncpg.connect(
-        host=parts.host,
-        port=parts.port,
-        user=parts.username,
-        password=parts.password,
-        database=parts.database,
-        timeout=10,
-    )
 
 
 class Node:
@@ -137,34 +123,14 @@ class Node:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / f"{self.name}.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTNET_")}
-        self.env.update(
-            ALERTNET_DATABASE_URL=database_url,
-            ALERTNET_HOST="127.0.0.1",
-            ALERTNET_ADMIN_TOKEN=ADMIN_TOKEN,
-            ALERTNET_SMS_PROVIDER="twilio",
-            ALERTNET_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-            ALERTNET_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-            ALERTNET_TWILIO_FROM=FROM,
-            ALERTNET_TWILIO_API_BASE=twilio_url,
-            ALERTNET_PUBLIC_URL=self.url,
-            ALERTNET_SEND_CONCURRENCY=str(CONCURRENCY),
-            ALERTNET_SEND_RATE=str(RATE),
-            ALERTNET_OUTBOX_LEASE_S=str(LEASE_S),
-            ALERTNET_LOG_FORMAT="json",
+        self.env = service_env(
+            database_url, twilio_url, self.url, rate=RATE, concurrency=CONCURRENCY, lease_s=LEASE_S
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start the process; `wait_up` waits for it (so several can start at the same time)."""
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "alertnet", "serve", "--port", str(self.port)],
-                env=self.env,
-                cwd=self.tmp_path,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = start_serve(self.port, self.env, self.tmp_path, self.log)
 
     def wait_up(self) -> None:
         wait_for(lambda: self.status("/healthz") == 200, 60, f"{self.name} to start", self.tail)
