@@ -63,7 +63,7 @@ class Sender:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.stopping = False
         # Claim no more than the pace lets go out well within the lease.
-        self.claim_limit = max(1, min(concurrency, int(rate * lease_s / 4)))
+        self.claim_limit = max(1, min(4 * concurrency, int(rate * lease_s / 4)))
         self.window_s = lease_s / 2
 
     def notify(self) -> None:
