@@ -4,7 +4,7 @@ A diagnostic to go with `make bench` (not part of it): it seeds a database throu
 `alertnet serve` (the contract's admin API), stops it, then times alertnet's own pieces
 sequentially, one at a time, on an otherwise idle event loop:
 
-- the signal transaction (`inbound.receive` in `engine.begin()`), and how many SQL statements it runs;
+- the signal transaction (`inbound.receive` in `db.write()`), and how many SQL statements it runs;
 - one SQL statement through SQLAlchemy's async engine, its sync engine, bare aiosqlite, and sqlite3;
 - an empty write transaction (BEGIN IMMEDIATE + COMMIT);
 - a signal to a group of 1,000 (the fan-out transaction);
@@ -112,7 +112,7 @@ async def database(path: Path) -> list[str]:
         sms = inbound.Sms(
             "SM" + uuid.uuid4().hex, senders[i % len(senders)], "+3197010000000", signal_text(i)
         )
-        async with engine.begin() as conn:
+        async with db.write(engine) as conn:
             await inbound.receive(conn, sms, now)
 
     await _timed(20, signal)  # warm the statement caches
@@ -155,7 +155,7 @@ async def database(path: Path) -> list[str]:
     big_sender = "+31630000000"
     before = statements.count
     started = time.perf_counter()
-    async with engine.begin() as conn:
+    async with db.write(engine) as conn:
         await inbound.receive(
             conn, inbound.Sms("SM" + uuid.uuid4().hex, big_sender, "+3197010000000", signal_text(99_999)), now
         )

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import aiohttp
 
@@ -138,6 +138,20 @@ def signed_post(public_url: str, form: dict[str, str], auth_token: str | None) -
     return Post(urllib.parse.urlencode(form).encode(), headers)
 
 
+def percentile(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (nearest rank), or NaN without values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+class Measured(Protocol):
+    """What `drive` charges the CPU time to: one child process, or several together."""
+
+    def cpu(self) -> tuple[float, float]: ...
+
+
 @dataclass
 class Load:
     """The outcome of driving a list of posts at a fixed concurrency."""
@@ -166,24 +180,23 @@ class Load:
 
     def pct(self, p: float) -> float:
         """The p-th percentile latency in ms (nearest rank)."""
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-        return ordered[rank] * 1000
+        return percentile(self.latencies, p) * 1000
 
 
 async def drive(
-    url: str,
+    url: str | Sequence[str],
     posts: Sequence[Post],
     *,
-    child: Child,
+    child: Measured,
     max_s: float,
     classify: Callable[[str], str] | None = None,
     concurrency: int = CONCURRENCY,
 ) -> Load:
     """POST every prepared body to `url` from `concurrency` workers over at most `concurrency`
-    connections; stop early after `max_s`. Latency is measured per request, send to body read."""
+    connections; stop early after `max_s`. Latency is measured per request, send to body read.
+
+    Several URLs (processes sharing one database) take the posts round-robin."""
+    urls = [url] if isinstance(url, str) else list(url)
     load = Load()
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=30)
@@ -194,8 +207,9 @@ async def drive(
             nonlocal next_index
             while next_index < len(posts) and time.perf_counter() < stop_at:
                 post = posts[next_index]
+                target = urls[next_index % len(urls)]
                 next_index += 1
-                await _one(session, url, post, load, classify)
+                await _one(session, target, post, load, classify)
 
         (user0, sys0), client0 = child.cpu(), time.process_time()
         started = time.perf_counter()
