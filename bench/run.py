@@ -4,11 +4,13 @@
 2. ingest: signed inbound SMS posts to `alertnet serve` (Twilio provider against the fake
    Twilio at zero latency), 32 at a time;
 3. fan-out: one signal to a group of 1,000 allies, until the fake Twilio holds all 999 messages;
-4. timers: 1,000 escalation (ack) timers falling due within the same minute: how late each fires.
+4. timers: 1,000 escalation (ack) timers falling due within the same minute (packed into 15 s
+   by default, --timer-spread): how late each fires.
 
 Parts 2-4 run on each database setup (--db): SQLite with one process, and PostgreSQL (a
 throwaway cluster, bench/postgres.py) with one process and with three processes sharing the
-database, the load spread round-robin over them. Each measurement gets a fresh database.
+database, the load spread round-robin over them. Ingest gets an empty database; the fan-out and
+the timers each get a copy of one seeded once per kind of database through the admin API.
 
 Every server is a real process on 127.0.0.1 with a free port; the load comes from this process.
 It prints figures and a side-by-side target table. Exit status: 0 when the figures were measured
