@@ -94,7 +94,8 @@ async def _signal(
     if not text.strip():
         return messages.render("empty", lang)
     intakes = []
-    for row in active:
+    # Groups are locked in one global order, so two senders in the same groups cannot deadlock.
+    for row in sorted(active, key=lambda r: r["group_id"]):
         group = await store.lock_group(conn, row["group_id"])
         if group is None:
             continue
