@@ -35,10 +35,6 @@ class Conflict(AlertnetError):
     status, code = 409, "conflict"
 
 
-class PayloadTooLarge(AlertnetError):
-    status, code = 413, "payload_too_large"
-
-
 class UnsupportedMediaType(AlertnetError):
     status, code = 415, "unsupported_media_type"
 

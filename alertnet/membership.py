@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import messages, recipients
@@ -219,10 +218,3 @@ async def start(conn: AsyncConnection, rows: list[Row], lang: str, now: datetime
             conn, resident(row["id"], row["role"]), "member.opted_in", row, now, status=change["status"]
         )
     return messages.render("started", lang)
-
-
-async def count_active(conn: AsyncConnection, group_id: int) -> int:
-    query = sa.select(sa.func.count()).where(
-        members.c.group_id == group_id, members.c.status == MemberStatus.active
-    )
-    return int(await conn.scalar(query) or 0)

@@ -244,12 +244,6 @@ class AuditVerdict(Out):
     reason: str | None = None
 
 
-class Items(BaseModel):
-    """A plain list answer."""
-
-    items: list[Any]
-
-
 class ErrorDetail(BaseModel):
     code: str
     message: str

@@ -260,20 +260,6 @@ async def record_status(
     return dict(row._mapping) | {"status": status, "error_code": error_code}
 
 
-async def opt_out(conn: AsyncConnection, phone: str) -> int:
-    """Every membership of this phone stops receiving; returns how many changed."""
-    result = await conn.execute(
-        members.update()
-        .where(members.c.phone == phone, members.c.status != "opted_out")
-        .values(status="opted_out")
-    )
-    return result.rowcount or 0
-
-
-async def pending_count(conn: AsyncConnection) -> int:
-    return int(await conn.scalar(sa.select(sa.func.count()).select_from(outbox)) or 0)
-
-
 async def get_delivery(conn: AsyncConnection, delivery_id: int) -> dict[str, Any] | None:
     row = (await conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id))).first()
     return dict(row._mapping) if row else None
