@@ -7,6 +7,7 @@ import structlog
 from aiohttp import web
 
 from . import keys
+from .store import db
 
 log = structlog.get_logger("alertnet.ops")
 
@@ -17,7 +18,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     try:
-        async with request.app[keys.engine].connect() as conn:
+        async with db.read(request.app[keys.engine]) as conn:
             await conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # any failure means "not ready", which is the answer
         log.warning("database_unreachable", error=type(exc).__name__)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import engine
 from .metrics import Metrics
 from .store import incidents as store
-from .store.db import write
+from .store.db import read, write
 
 log = structlog.get_logger("alertnet.timers")
 MAX_SLEEP_S = 1.0
@@ -76,7 +76,7 @@ class TimerWorker:
                 await asyncio.wait_for(self.wake.wait(), delay)
 
     async def _until_next(self) -> float:
-        async with self.db.connect() as conn:
+        async with read(self.db) as conn:
             due = await store.next_due(conn)
         if due is None:
             return MAX_SLEEP_S
@@ -107,7 +107,7 @@ class TimerWorker:
 
     async def _expire_silent(self) -> None:
         now = self.clock()
-        async with self.db.connect() as conn:
+        async with read(self.db) as conn:
             silent = await store.silent_since(conn, now - self.expiry)
         for incident_id in silent:
             async with write(self.db) as conn:

@@ -15,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from . import audit
+from . import audit, sqlite
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: Any fixed number: all alertnet processes take this lock to migrate one at a time.
@@ -26,7 +26,7 @@ def async_url(url: str) -> sa.URL:
     """Map the contract's URL forms to SQLAlchemy's async drivers."""
     parsed = sa.make_url(url.replace("postgres://", "postgresql://", 1))
     if parsed.drivername == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite")
+        return parsed.set(drivername=f"sqlite+{sqlite.DRIVER}")
     if parsed.drivername == "postgresql":
         return parsed.set(drivername="postgresql+asyncpg")
     return parsed
@@ -61,13 +61,12 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: sa.Connection) -> None:
         # A write transaction takes the write lock up front: two writers that both
         # read first and then write would otherwise fail with SQLITE_BUSY at once
-        # instead of waiting their turn.
-        if conn.get_execution_options().get("readonly"):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # instead of waiting their turn. Anything else only reads (WAL: never blocked).
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITER) else "BEGIN")
 
 
+#: The execution option that marks a write transaction (see `write`).
+_WRITER = "alertnet_writer"
 _WRITERS: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
@@ -84,7 +83,7 @@ async def write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield conn
         return
     lock = _WRITERS.setdefault(engine, asyncio.Lock())
-    async with lock, engine.begin() as conn, _audited(conn):
+    async with lock, _transaction(engine, **{_WRITER: True}) as conn, _audited(conn):
         yield conn
 
 
@@ -102,8 +101,18 @@ async def _audited(conn: AsyncConnection) -> AsyncIterator[None]:
 @asynccontextmanager
 async def read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A read-only transaction: on SQLite it does not take the write lock."""
+    async with _transaction(engine) as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def _transaction(engine: AsyncEngine, **options: Any) -> AsyncIterator[AsyncConnection]:
+    # Explicitly begun, so it ends inside this block: closing an autobegun connection ends its
+    # transaction in a task of its own, after the loop has run other tasks, which would hold
+    # SQLite's lock across them.
     async with engine.connect() as conn:
-        conn = await conn.execution_options(readonly=True)
+        if options:
+            conn = await conn.execution_options(**options)
         async with conn.begin():
             yield conn
 
@@ -117,7 +126,7 @@ def _alembic_config(connection: sa.Connection) -> Config:
 
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest migration; several processes may call this at once."""
-    async with engine.begin() as conn:
+    async with _transaction(engine, **{_WRITER: True}) as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
         await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
@@ -127,5 +136,5 @@ async def current_revision(engine: AsyncEngine) -> str | None:
     """The schema's migration revision, or None before the first migration."""
     from alembic.runtime.migration import MigrationContext
 
-    async with engine.connect() as conn:
+    async with read(engine) as conn:
         return await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
