@@ -100,13 +100,14 @@ async def coverage_gaps(conn: AsyncConnection, policy: EscalationPolicy) -> list
 async def on_signal(
     conn: AsyncConnection, incident_id: int, *, new: bool, urgent: bool, text: str, now: datetime, who: Who
 ) -> None:
-    """Count reporters, look for urgent words, and let the policy decide."""
+    """Note the signal's time, count reporters, look for urgent words, and let the policy decide."""
     incident = await store.get(conn, incident_id, lock=True)
     assert incident is not None
     urgent = urgent or is_urgent(text, policy_of(incident).urgent_keywords)
     reporters = len({store.reporter_key(s) for s in await store.signal_rows(conn, incident_id)})
-    await store.update(conn, incident_id, reporters=reporters, urgent=incident["urgent"] or urgent)
-    incident.update(reporters=reporters)
+    values = {"last_signal_at": now, "reporters": reporters, "urgent": incident["urgent"] or urgent}
+    await store.update(conn, incident_id, **values)
+    incident.update(values)
     event = Opened(urgent) if new else SignalAdded(reporters, urgent)
     await decide(conn, incident, event, now, Context(who=who))
 

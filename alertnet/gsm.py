@@ -15,6 +15,7 @@ BASIC = frozenset(
 )
 #: Characters that cost two septets (an escape and the character).
 EXTENDED = frozenset("^{}\\[~]|€\f")
+_ALPHABET = BASIC | EXTENDED
 _LOOKALIKES = {
     "‘": "'",
     "’": "'",
@@ -60,17 +61,19 @@ def _to_gsm(char: str) -> str:
 
 def sanitize(text: str) -> str:
     """The closest GSM-7 text: ë→e, curly quotes straight, emoji to "?"."""
+    if is_gsm(text):
+        return text
     return "".join(_to_gsm(char) for char in text)
 
 
 def is_gsm(text: str) -> bool:
-    return all(char in BASIC or char in EXTENDED for char in text)
+    return _ALPHABET.issuperset(text)
 
 
 def segments(text: str) -> int:
     """How many SMS segments the text costs (GSM-7 153/160, else UCS-2 67/70)."""
     if is_gsm(text):
-        septets = sum(2 if char in EXTENDED else 1 for char in text)
+        septets = len(text) + sum(text.count(char) for char in EXTENDED)
         return 1 if septets <= 160 else math.ceil(septets / 153)
     units = len(text.encode("utf-16-le")) // 2
     return 1 if units <= 70 else math.ceil(units / 67)

@@ -67,8 +67,6 @@ async def accept(
     )
     if incident is None or new:
         incident = await store.open_incident(conn, group["id"], group["escalation"], now)
-    else:
-        await store.touch_incident(conn, incident["id"], now)
     signal_id = await store.add_signal(
         conn,
         {
@@ -123,12 +121,14 @@ async def _fan_out(
 ) -> int:
     allies = recipients.allies(await store.group_members(conn, group["id"]), reporter_phone)
     name = messages.first_name(member["name"]) if member and member["share_name"] else None
+    bodies = {
+        lang: messages.fanout(lang, group=group["name"], number=incident["number"], text=text, first_name=name)
+        for lang in {ally["language"] for ally in allies}
+    }
     items = [
         outbox.NewDelivery(
             to=ally["phone"],
-            body=messages.fanout(
-                ally["language"], group=group["name"], number=incident["number"], text=text, first_name=name
-            ),
+            body=bodies[ally["language"]],
             purpose=Purpose.fanout,
             incident_id=incident["id"],
             group_id=group["id"],

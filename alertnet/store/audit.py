@@ -70,11 +70,15 @@ async def flush(conn: AsyncConnection) -> None:
     pending.clear()
 
 
+_LOCK = sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK))
+_HEAD = sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1)
+
+
 async def _head(conn: AsyncConnection) -> tuple[int, str]:
     """The next seq and the hash to link to, under the chain's lock until the transaction ends."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK)))
-    last = (await conn.execute(sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1))).first()
+        await conn.execute(_LOCK)
+    last = (await conn.execute(_HEAD)).first()
     return (last.seq + 1, last.hash) if last else (1, audit.GENESIS)
 
 

@@ -39,22 +39,29 @@ _WITH_GROUP = (
 )
 
 
+_GET = _WITH_GROUP.where(incidents.c.id == sa.bindparam("incident_id"))
+_GET_LOCKED = _GET.with_for_update(of=incidents)
+
+
 async def get(conn: AsyncConnection, incident_id: int, *, lock: bool = False) -> Row | None:
     """An incident with its group's name and its neighbourhood's zone; locked for the transaction if asked."""
-    query = _WITH_GROUP.where(incidents.c.id == incident_id)
-    if lock:
-        query = query.with_for_update(of=incidents)
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_GET_LOCKED if lock else _GET, {"incident_id": incident_id})).first()
     return dict(row._mapping) if row else None
 
 
+# The id's parameter is not named after a column: the others name the columns to set.
+_UPDATE = incidents.update().where(incidents.c.id == sa.bindparam("incident_id_"))
+
+
 async def update(conn: AsyncConnection, incident_id: int, **values: Any) -> None:
-    await conn.execute(incidents.update().where(incidents.c.id == incident_id).values(**values))
+    await conn.execute(_UPDATE, {"incident_id_": incident_id, **values})
+
+
+_SIGNAL_ROWS = sa.select(signals).where(signals.c.incident_id == sa.bindparam("incident_id")).order_by(signals.c.id)
 
 
 async def signal_rows(conn: AsyncConnection, incident_id: int) -> list[Row]:
-    query = sa.select(signals).where(signals.c.incident_id == incident_id).order_by(signals.c.id)
-    return [dict(row._mapping) for row in await conn.execute(query)]
+    return [dict(row._mapping) for row in await conn.execute(_SIGNAL_ROWS, {"incident_id": incident_id})]
 
 
 def reporter_key(signal: Row) -> str:

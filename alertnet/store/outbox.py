@@ -59,6 +59,10 @@ class Job:
         return None
 
 
+_ADD_DELIVERIES = deliveries.insert().returning(deliveries.c.id)
+_ADD_JOBS = outbox.insert()
+
+
 async def enqueue(conn: AsyncConnection, items: Sequence[NewDelivery], now: datetime) -> list[int]:
     """Store deliveries and their outbox jobs in the caller's transaction; returns delivery ids.
 
@@ -68,11 +72,11 @@ async def enqueue(conn: AsyncConnection, items: Sequence[NewDelivery], now: date
     ids: list[int] = []
     for purpose in dict.fromkeys(item.purpose for item in items):
         rows = [_delivery_row(item, now) for item in items if item.purpose == purpose]
-        made = list((await conn.execute(deliveries.insert().returning(deliveries.c.id), rows)).scalars())
+        made = list((await conn.execute(_ADD_DELIVERIES, rows)).scalars())
         jobs = [
             {"delivery_id": did, "priority": Priority[purpose], "due_at": now, "attempts": 0} for did in made
         ]
-        await conn.execute(outbox.insert(), jobs)
+        await conn.execute(_ADD_JOBS, jobs)
         ids += made
     if ids:
         await notify.announce(conn, notify.OUTBOX)

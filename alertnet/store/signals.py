@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,10 +18,17 @@ from .tables import signals as signals_table
 Row = dict[str, Any]
 
 
+# The hot path's statements are built once: building one and computing its cache key cost more
+# than running it on SQLite. Their parameters are bound at each execution.
+@functools.cache
+def _insert_once(dialect_name: str, table: sa.Table) -> sa.Insert:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
 async def insert_once(conn: AsyncConnection, table: sa.Table, values: Row) -> bool:
     """Insert unless the key exists; False when it did. Concurrent twins wait, then find it."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    result = await conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+    result = await conn.execute(_insert_once(conn.dialect.name, table), values)
     return bool(result.rowcount)
 
 
@@ -34,10 +42,11 @@ async def claim_message(conn: AsyncConnection, sid: str, now: datetime) -> tuple
     return False, reply
 
 
+_SAVE_REPLY = inbound_messages.update().where(inbound_messages.c.message_sid == sa.bindparam("sid"))
+
+
 async def save_reply(conn: AsyncConnection, sid: str, reply: str | None) -> None:
-    await conn.execute(
-        inbound_messages.update().where(inbound_messages.c.message_sid == sid).values(reply=reply)
-    )
+    await conn.execute(_SAVE_REPLY, {"sid": sid, "reply": reply})
 
 
 _MEMBERSHIP = (
@@ -54,10 +63,12 @@ _MEMBERSHIP = (
 )
 
 
+_MEMBERSHIPS = _MEMBERSHIP.where(members.c.phone == sa.bindparam("phone")).order_by(members.c.id)
+
+
 async def memberships(conn: AsyncConnection, phone: str) -> list[Row]:
     """Every membership of a phone number, with its group."""
-    rows = await conn.execute(_MEMBERSHIP.where(members.c.phone == phone).order_by(members.c.id))
-    return [dict(row._mapping) for row in rows]
+    return [dict(row._mapping) for row in await conn.execute(_MEMBERSHIPS, {"phone": phone})]
 
 
 async def membership(conn: AsyncConnection, member_id: int) -> Row | None:
@@ -75,74 +86,79 @@ async def group_by_code(conn: AsyncConnection, code: str) -> Row | None:
     return dict(row._mapping) if row else None
 
 
+_GROUP_MEMBERS = sa.select(members).where(members.c.group_id == sa.bindparam("group_id")).order_by(members.c.id)
+
+
 async def group_members(conn: AsyncConnection, group_id: int) -> list[Row]:
-    query = sa.select(members).where(members.c.group_id == group_id).order_by(members.c.id)
-    return [dict(row._mapping) for row in await conn.execute(query)]
+    return [dict(row._mapping) for row in await conn.execute(_GROUP_MEMBERS, {"group_id": group_id})]
+
+
+_LOCK_GROUP = (
+    sa.select(groups)
+    .where(groups.c.id == sa.bindparam("group_id"), groups.c.deleted_at.is_(None))
+    .with_for_update()
+)
 
 
 async def lock_group(conn: AsyncConnection, group_id: int) -> Row | None:
     """The live group, locked for this transaction on PostgreSQL: its incident numbers stay in order."""
-    query = sa.select(groups).where(groups.c.id == group_id, groups.c.deleted_at.is_(None)).with_for_update()
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_LOCK_GROUP, {"group_id": group_id})).first()
     return dict(row._mapping) if row else None
+
+
+_LATEST_UNRESOLVED = (
+    sa.select(incidents)
+    .where(incidents.c.group_id == sa.bindparam("group_id"), incidents.c.state != State.resolved)
+    .order_by(incidents.c.last_signal_at.desc())
+    .limit(1)
+)
 
 
 async def latest_unresolved(conn: AsyncConnection, group_id: int) -> Row | None:
-    query = (
-        sa.select(incidents)
-        .where(incidents.c.group_id == group_id, incidents.c.state != State.resolved)
-        .order_by(incidents.c.last_signal_at.desc())
-        .limit(1)
-    )
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_LATEST_UNRESOLVED, {"group_id": group_id})).first()
     return dict(row._mapping) if row else None
+
+
+_LAST_NUMBER = sa.select(sa.func.max(incidents.c.number)).where(incidents.c.group_id == sa.bindparam("group_id"))
+_OPEN_INCIDENT = incidents.insert().returning(incidents)
 
 
 async def open_incident(conn: AsyncConnection, group_id: int, policy: Row, now: datetime) -> Row:
     """A new incident, numbered after the group's last one, with the policy as it is now."""
-    last = await conn.scalar(
-        sa.select(sa.func.max(incidents.c.number)).where(incidents.c.group_id == group_id)
-    )
-    row = (
-        await conn.execute(
-            incidents.insert()
-            .values(
-                group_id=group_id,
-                number=(last or 0) + 1,
-                state=State.open,
-                policy=policy,
-                opened_at=now,
-                last_signal_at=now,
-            )
-            .returning(incidents)
-        )
-    ).one()
-    return dict(row._mapping)
+    last = await conn.scalar(_LAST_NUMBER, {"group_id": group_id})
+    values = {
+        "group_id": group_id,
+        "number": (last or 0) + 1,
+        "state": State.open,
+        "policy": policy,
+        "opened_at": now,
+        "last_signal_at": now,
+    }
+    return dict((await conn.execute(_OPEN_INCIDENT, values)).one()._mapping)
 
 
-async def touch_incident(conn: AsyncConnection, incident_id: int, now: datetime) -> None:
-    await conn.execute(incidents.update().where(incidents.c.id == incident_id).values(last_signal_at=now))
+_ADD_SIGNAL = signals_table.insert().returning(signals_table.c.id)
 
 
 async def add_signal(conn: AsyncConnection, values: Row) -> int:
-    result = await conn.execute(signals_table.insert().values(**values).returning(signals_table.c.id))
-    return int(result.scalar_one())
+    return int((await conn.execute(_ADD_SIGNAL, values)).scalar_one())
+
+
+_RECENT_SIGNALS = (
+    sa.select(signals_table.c.id, signals_table.c.incident_id, signals_table.c.text, signals_table.c.received_at)
+    .where(
+        signals_table.c.group_id == sa.bindparam("group_id"),
+        signals_table.c.member_id == sa.bindparam("member_id"),
+        signals_table.c.received_at >= sa.bindparam("since"),
+    )
+    .order_by(signals_table.c.received_at.desc())
+)
 
 
 async def recent_signals(conn: AsyncConnection, group_id: int, member_id: int, since: datetime) -> list[Row]:
     """A member's signals to a group since a time, newest first."""
-    query = (
-        sa.select(
-            signals_table.c.id, signals_table.c.incident_id, signals_table.c.text, signals_table.c.received_at
-        )
-        .where(
-            signals_table.c.group_id == group_id,
-            signals_table.c.member_id == member_id,
-            signals_table.c.received_at >= since,
-        )
-        .order_by(signals_table.c.received_at.desc())
-    )
-    return [dict(row._mapping) for row in await conn.execute(query)]
+    params = {"group_id": group_id, "member_id": member_id, "since": since}
+    return [dict(row._mapping) for row in await conn.execute(_RECENT_SIGNALS, params)]
 
 
 async def incident_number(conn: AsyncConnection, incident_id: int) -> int:
