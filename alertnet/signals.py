@@ -122,7 +122,9 @@ async def _fan_out(
     allies = recipients.allies(await store.group_members(conn, group["id"]), reporter_phone)
     name = messages.first_name(member["name"]) if member and member["share_name"] else None
     bodies = {
-        lang: messages.fanout(lang, group=group["name"], number=incident["number"], text=text, first_name=name)
+        lang: messages.fanout(
+            lang, group=group["name"], number=incident["number"], text=text, first_name=name
+        )
         for lang in {ally["language"] for ally in allies}
     }
     items = [

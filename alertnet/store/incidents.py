@@ -57,7 +57,9 @@ async def update(conn: AsyncConnection, incident_id: int, **values: Any) -> None
     await conn.execute(_UPDATE, {"incident_id_": incident_id, **values})
 
 
-_SIGNAL_ROWS = sa.select(signals).where(signals.c.incident_id == sa.bindparam("incident_id")).order_by(signals.c.id)
+_SIGNAL_ROWS = (
+    sa.select(signals).where(signals.c.incident_id == sa.bindparam("incident_id")).order_by(signals.c.id)
+)
 
 
 async def signal_rows(conn: AsyncConnection, incident_id: int) -> list[Row]:

@@ -22,8 +22,9 @@ Row = dict[str, Any]
 # than running it on SQLite. Their parameters are bound at each execution.
 @functools.cache
 def _insert_once(dialect_name: str, table: sa.Table) -> sa.Insert:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
+    if dialect_name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 async def insert_once(conn: AsyncConnection, table: sa.Table, values: Row) -> bool:
@@ -86,7 +87,9 @@ async def group_by_code(conn: AsyncConnection, code: str) -> Row | None:
     return dict(row._mapping) if row else None
 
 
-_GROUP_MEMBERS = sa.select(members).where(members.c.group_id == sa.bindparam("group_id")).order_by(members.c.id)
+_GROUP_MEMBERS = (
+    sa.select(members).where(members.c.group_id == sa.bindparam("group_id")).order_by(members.c.id)
+)
 
 
 async def group_members(conn: AsyncConnection, group_id: int) -> list[Row]:
@@ -119,7 +122,9 @@ async def latest_unresolved(conn: AsyncConnection, group_id: int) -> Row | None:
     return dict(row._mapping) if row else None
 
 
-_LAST_NUMBER = sa.select(sa.func.max(incidents.c.number)).where(incidents.c.group_id == sa.bindparam("group_id"))
+_LAST_NUMBER = sa.select(sa.func.max(incidents.c.number)).where(
+    incidents.c.group_id == sa.bindparam("group_id")
+)
 _OPEN_INCIDENT = incidents.insert().returning(incidents)
 
 
@@ -145,7 +150,9 @@ async def add_signal(conn: AsyncConnection, values: Row) -> int:
 
 
 _RECENT_SIGNALS = (
-    sa.select(signals_table.c.id, signals_table.c.incident_id, signals_table.c.text, signals_table.c.received_at)
+    sa.select(
+        signals_table.c.id, signals_table.c.incident_id, signals_table.c.text, signals_table.c.received_at
+    )
     .where(
         signals_table.c.group_id == sa.bindparam("group_id"),
         signals_table.c.member_id == sa.bindparam("member_id"),
