@@ -104,7 +104,7 @@ async def on_signal(
     incident = await store.get(conn, incident_id, lock=True)
     assert incident is not None
     urgent = urgent or is_urgent(text, policy_of(incident).urgent_keywords)
-    reporters = len({store.reporter_key(s) for s in await store.signal_rows(conn, incident_id)})
+    reporters = await store.reporter_count(conn, incident_id)
     values = {"last_signal_at": now, "reporters": reporters, "urgent": incident["urgent"] or urgent}
     await store.update(conn, incident_id, **values)
     incident.update(values)

@@ -63,8 +63,8 @@ async def sms_inbound(request: web.Request) -> web.Response:
         log.info("sms_from_non_phone_ignored")
         return _twiml(None)
     sms = inbound.Sms(sid=sid, sender=sender, to=form.get("To", ""), body=form.get("Body", ""))
-    async with db.write(request.app[keys.engine]) as conn:
-        received = await inbound.receive(conn, sms, request.app[keys.clock]())
+    now = request.app[keys.clock]()
+    received = await db.write_together(request.app[keys.engine], lambda conn: inbound.receive(conn, sms, now))
     request.app[keys.sender].notify()
     request.app[keys.metrics].inbound.labels(received.command, "new" if received.fresh else "replay").inc()
     log.info("sms_received", command=received.command, fresh=received.fresh, sender=phones.mask(sender))

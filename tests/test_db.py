@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alertnet.store import db, tables
 
@@ -61,5 +62,62 @@ async def test_an_open_read_does_not_hold_up_a_write(tmp_path: Path) -> None:
         await task
         async with db.read(engine) as conn:
             assert (await conn.execute(sa.text("SELECT count(*) FROM neighbourhoods"))).scalar() == 1
+    finally:
+        await engine.dispose()
+
+
+async def _neighbourhood(conn: AsyncConnection, name: str) -> int:
+    values = {"name": name, "timezone": "Europe/Amsterdam", "language": "nl", "created_at": datetime.now(UTC)}
+    return int(
+        (await conn.execute(sa.insert(tables.neighbourhoods).values(**values))).inserted_primary_key[0]
+    )
+
+
+async def _names(engine: AsyncEngine) -> list[str]:
+    async with db.read(engine) as conn:
+        query = sa.select(tables.neighbourhoods.c.name).order_by(tables.neighbourhoods.c.id)
+        return list((await conn.execute(query)).scalars())
+
+
+async def test_units_that_queue_up_share_one_transaction(tmp_path: Path) -> None:
+    engine = db.create_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    begins: list[str] = []
+
+    @sa.event.listens_for(engine.sync_engine, "begin")
+    def _count(_conn: object) -> None:
+        begins.append("begin")
+
+    try:
+        await db.migrate(engine)
+        begins.clear()
+        names = [f"n{i}" for i in range(20)]
+        ids = await asyncio.gather(
+            *(db.write_together(engine, lambda conn, name=name: _neighbourhood(conn, name)) for name in names)
+        )
+        assert await _names(engine) == names  # in arrival order
+        assert ids == sorted(ids)
+        assert len(set(ids)) == 20  # each caller got its own unit's answer
+        assert len(begins) <= 3  # the first unit alone, then the rest together (and one read)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failing_unit_costs_the_others_nothing(tmp_path: Path) -> None:
+    engine = db.create_engine(f"sqlite:///{tmp_path / 'a.db'}")
+
+    async def broken(conn: AsyncConnection) -> int:
+        await _neighbourhood(conn, "half-written")
+        raise RuntimeError("this unit fails")
+
+    try:
+        await db.migrate(engine)
+        units = [lambda conn, i=i: _neighbourhood(conn, f"n{i}") for i in range(6)]
+        units.insert(3, broken)
+        results = await asyncio.gather(
+            *(db.write_together(engine, unit) for unit in units), return_exceptions=True
+        )
+        assert isinstance(results[3], RuntimeError)
+        assert all(isinstance(result, int) for i, result in enumerate(results) if i != 3)
+        assert await _names(engine) == [f"n{i}" for i in range(6)]
     finally:
         await engine.dispose()

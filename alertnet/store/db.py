@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -68,6 +68,7 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
 #: The execution option that marks a write transaction (see `write`).
 _WRITER = "alertnet_writer"
 _WRITERS: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
+_BATCHES: weakref.WeakKeyDictionary[AsyncEngine, _Batches] = weakref.WeakKeyDictionary()
 
 
 @asynccontextmanager
@@ -85,6 +86,73 @@ async def write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     lock = _WRITERS.setdefault(engine, asyncio.Lock())
     async with lock, _transaction(engine, **{_WRITER: True}) as conn, _audited(conn):
         yield conn
+
+
+#: The most write units one shared transaction takes (see `write_together`).
+BATCH_MAX = 64
+T = TypeVar("T")
+Unit = Callable[[AsyncConnection], Awaitable[T]]
+
+
+async def write_together(engine: AsyncEngine, unit: Unit[T]) -> T:
+    """`unit` in a write transaction, shared with the units that queued up meanwhile (group commit).
+
+    SQLite writes one transaction at a time anyway; units that arrive while one commits share the
+    next, so they pay one BEGIN, one audit-chain head and one COMMIT between them, and each runs
+    as it would alone, in arrival order. If one fails the batch rolls back and every unit runs
+    again in a transaction of its own: the others still commit and the failing unit's caller gets
+    its error. On PostgreSQL each unit has a transaction of its own: units lock groups in their own
+    order, and two processes' batches could deadlock.
+    """
+    if engine.dialect.name != "sqlite":
+        async with write(engine) as conn:
+            return await unit(conn)
+    return await _BATCHES.setdefault(engine, _Batches()).run(engine, unit)
+
+
+class _Batches:
+    """The units waiting for an engine's next shared transaction, and the task that runs them."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[Unit[Any], asyncio.Future[Any]]] = []
+        self.draining = False
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self, engine: AsyncEngine, unit: Unit[T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.waiting.append((unit, future))
+        if not self.draining:
+            self.draining = True
+            self.task = asyncio.create_task(self._drain(engine), name="alertnet-group-commit")
+        return await future
+
+    async def _drain(self, engine: AsyncEngine) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting[:BATCH_MAX], self.waiting[BATCH_MAX:]
+                await self._commit(engine, batch)
+        finally:
+            # Synchronously after the last look at `waiting`: a unit queued later starts a new drain.
+            self.draining = False
+
+    async def _commit(self, engine: AsyncEngine, batch: list[tuple[Unit[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            async with write(engine) as conn:
+                results = [await unit(conn) for unit, _ in batch]
+        except Exception as error:
+            if len(batch) > 1:
+                for one in batch:
+                    await self._commit(engine, [one])
+            elif not batch[0][1].done():
+                batch[0][1].set_exception(error)
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..delivery import Purpose, Status
-from .incidents import reporter_key
+from .incidents import REPORTER
 from .tables import answers, audit_events, deliveries, groups, incidents, signals
 
 Row = dict[str, Any]
@@ -48,11 +48,15 @@ async def list_incidents(
 async def signals_of(conn: AsyncConnection, incident_ids: list[int]) -> dict[int, list[Row]]:
     if not incident_ids:
         return {}
-    query = sa.select(signals).where(signals.c.incident_id.in_(incident_ids)).order_by(signals.c.id)
+    query = (
+        sa.select(signals, REPORTER.label("reporter_key"))
+        .where(signals.c.incident_id.in_(incident_ids))
+        .order_by(signals.c.id)
+    )
     found: dict[int, list[Row]] = defaultdict(list)
     for row in await conn.execute(query):
         signal = dict(row._mapping)
-        who = reporter_key(signal)
+        who = signal.pop("reporter_key")
         signal["reporter"] = who if who.startswith(("member:", "anonymous:")) else "reported by number"
         found[signal["incident_id"]].append(signal)
     return found

@@ -66,11 +66,21 @@ async def signal_rows(conn: AsyncConnection, incident_id: int) -> list[Row]:
     return [dict(row._mapping) for row in await conn.execute(_SIGNAL_ROWS, {"incident_id": incident_id})]
 
 
-def reporter_key(signal: Row) -> str:
-    """Who reported: the member, else the number given, else one anonymous source per channel."""
-    if signal["member_id"] is not None:
-        return f"member:{signal['member_id']}"
-    return signal["reporter_phone"] or f"anonymous:{signal['channel']}"
+#: Who reported a signal: the member, else the number given, else one anonymous source per channel.
+REPORTER = sa.case(
+    (signals.c.member_id.is_not(None), sa.literal("member:") + sa.cast(signals.c.member_id, sa.String)),
+    else_=sa.func.coalesce(
+        sa.func.nullif(signals.c.reporter_phone, ""), sa.literal("anonymous:") + signals.c.channel
+    ),
+)
+_REPORTERS = sa.select(sa.func.count(sa.distinct(REPORTER))).where(
+    signals.c.incident_id == sa.bindparam("incident_id")
+)
+
+
+async def reporter_count(conn: AsyncConnection, incident_id: int) -> int:
+    """How many different reporters an incident's signals came from."""
+    return int(await conn.scalar(_REPORTERS, {"incident_id": incident_id}) or 0)
 
 
 async def responders_by_id(conn: AsyncConnection, ids: set[int]) -> dict[int, Row]:
