@@ -87,12 +87,17 @@ async def group_by_code(conn: AsyncConnection, code: str) -> Row | None:
     return dict(row._mapping) if row else None
 
 
+#: What deciding and addressing recipients needs of a group's members (every column would cost
+#: converting each member's timestamps on every fan-out).
 _GROUP_MEMBERS = (
-    sa.select(members).where(members.c.group_id == sa.bindparam("group_id")).order_by(members.c.id)
+    sa.select(members.c.id, members.c.phone, members.c.language, members.c.status, members.c.role)
+    .where(members.c.group_id == sa.bindparam("group_id"))
+    .order_by(members.c.id)
 )
 
 
 async def group_members(conn: AsyncConnection, group_id: int) -> list[Row]:
+    """A group's members as recipients: id, phone, language, status, role."""
     return [dict(row._mapping) for row in await conn.execute(_GROUP_MEMBERS, {"group_id": group_id})]
 
 
