@@ -80,7 +80,8 @@ async def sms_status(request: web.Request) -> web.Response:
     if status is None:
         return web.Response(status=204)
     now = request.app[keys.clock]()
-    async with db.write(request.app[keys.engine]) as conn:
+
+    async def record(conn: AsyncConnection) -> dict[str, Any] | None:
         moved = await outbox.record_status(
             conn,
             delivery_id=int(delivery_id) if delivery_id.isdigit() and len(delivery_id) < 19 else None,
@@ -93,6 +94,10 @@ async def sms_status(request: web.Request) -> web.Response:
             await engine.delivery_failed(
                 conn, moved["id"], moved["recipient_phone"], moved["error_code"], now
             )
+        return moved
+
+    # A fan-out's callbacks come in bursts (two or three per SMS): they share transactions.
+    moved = await db.write_together(request.app[keys.engine], record)
     log.info("sms_status", status=word, moved=moved is not None, error_code=form.get("ErrorCode"))
     return web.Response(status=204)
 
