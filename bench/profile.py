@@ -98,7 +98,7 @@ def _thread(stack: list[str]) -> str:
     head = stack[0]
     if "MainThread" in head:
         return "main"
-    return "worker threads (aiosqlite, executor)"
+    return "worker threads (executor)"
 
 
 def summary(path: Path, top: int = 25) -> str:
