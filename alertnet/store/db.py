@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -67,6 +68,8 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
 
 #: The execution option that marks a write transaction (see `write`).
 _WRITER = "alertnet_writer"
+#: PostgreSQL's writers need no lock in this process: rows are locked where they are written.
+_NO_LOCK = contextlib.nullcontext()
 _WRITERS: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
 _BATCHES: weakref.WeakKeyDictionary[AsyncEngine, _Batches] = weakref.WeakKeyDictionary()
 
@@ -79,11 +82,7 @@ async def write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     spinning in SQLite's busy handler, which keeps the slowest requests fast under load.
     Other processes still wait on SQLite's own lock (BEGIN IMMEDIATE, busy_timeout).
     """
-    if engine.dialect.name != "sqlite":
-        async with engine.begin() as conn, _audited(conn):
-            yield conn
-        return
-    lock = _WRITERS.setdefault(engine, asyncio.Lock())
+    lock = _WRITERS.setdefault(engine, asyncio.Lock()) if engine.dialect.name == "sqlite" else _NO_LOCK
     async with lock, _transaction(engine, **{_WRITER: True}) as conn, _audited(conn):
         yield conn
 
@@ -116,6 +115,7 @@ class _Batches:
     def __init__(self) -> None:
         self.waiting: list[tuple[Unit[Any], asyncio.Future[Any]]] = []
         self.draining = False
+        #: Held so the running drain is not garbage-collected (the loop keeps only weak references).
         self.task: asyncio.Task[None] | None = None
 
     async def run(self, engine: AsyncEngine, unit: Unit[T]) -> T:

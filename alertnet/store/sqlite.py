@@ -19,6 +19,7 @@ interleave.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Callable, Generator, Iterable
 from types import SimpleNamespace
 from typing import Any
@@ -143,9 +144,7 @@ class Connection:
         self._conn.create_function(*args, **kwargs)
 
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self.stop()
 
     def stop(self) -> None:
         if self._connection is not None:
@@ -167,8 +166,6 @@ class SQLiteDialect_inloop(SQLiteDialect_aiosqlite):
 
     @classmethod
     def import_dbapi(cls) -> AsyncAdapt_aiosqlite_dbapi:
-        import sys
-
         return AsyncAdapt_aiosqlite_dbapi(sys.modules[__name__], sqlite3)
 
     @classmethod
