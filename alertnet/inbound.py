@@ -52,10 +52,17 @@ async def _handle(conn: AsyncConnection, sms: Sms, command: commands.Command, no
     if isinstance(command, Stop):
         return await membership.stop(conn, sms.sender, rows, lang, now)
     if isinstance(command, Start):
-        return await membership.start(conn, rows, lang, now)
-    if rows and all(r["status"] == MemberStatus.opted_out for r in rows):
+        return await membership.start(conn, sms.sender, rows, lang, now)
+    if await _silenced(conn, sms.sender, rows):
         return None  # after STOP: nothing until START
     return await _dispatch(conn, sms, command, rows, lang, now)
+
+
+async def _silenced(conn: AsyncConnection, phone: str, rows: list[Row]) -> bool:
+    """Whether the number texted STOP and not START since: as a member, or as a number that is none."""
+    if rows:
+        return all(r["status"] == MemberStatus.opted_out for r in rows)
+    return await store.opted_out(conn, phone)
 
 
 async def _dispatch(

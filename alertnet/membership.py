@@ -192,7 +192,13 @@ async def leave(conn: AsyncConnection, rows: list[Row], code: str | None, lang: 
 async def stop(
     conn: AsyncConnection, phone: str, rows: list[Row], lang: str, now: datetime, who: Actor | None = None
 ) -> str | None:
-    """Opt out of everything; the one confirmation, and nothing more until START."""
+    """Opt out of everything; the one confirmation, and nothing more until START.
+
+    From anyone: a number that is no member is remembered (hashed) until it texts START.
+    """
+    if not rows:
+        first = await store.remember_opt_out(conn, phone, now)
+        return messages.render("stopped", lang) if first else None
     changed = [r for r in rows if r["status"] != MemberStatus.opted_out]
     if rows and not changed:
         return None
@@ -207,7 +213,11 @@ async def carrier_opt_out(conn: AsyncConnection, phone: str, now: datetime) -> N
     await stop(conn, phone, await store.memberships(conn, phone), "nl", now, who=PROVIDER)
 
 
-async def start(conn: AsyncConnection, rows: list[Row], lang: str, now: datetime) -> str | None:
+async def start(conn: AsyncConnection, phone: str, rows: list[Row], lang: str, now: datetime) -> str | None:
+    if not rows:
+        # A number that is no member hears how to join, once it may be sent to again.
+        back = await store.forget_opt_out(conn, phone)
+        return messages.render("join_instructions", lang) if back else None
     stopped = [r for r in rows if r["status"] == MemberStatus.opted_out]
     if not stopped:
         return messages.render("started", lang) if rows else None

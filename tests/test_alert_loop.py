@@ -179,6 +179,24 @@ class TestStrangersAndJoining:
         assert fake.messages == []
         assert await rows(client, "SELECT * FROM signals") == []
 
+    async def test_stranger_stop_is_remembered_until_start(self, client: Client, fake: FakeTwilio) -> None:
+        """STOP is honoured from anyone: after it a stranger gets nothing, join instructions included."""
+        await make_group(client, 2)
+        _, replies = await sms(client, STRANGER, "STOP")
+        assert replies == ["Je krijgt geen berichten meer van het buurtalarm. Weer meedoen? Stuur START"]
+        assert await sms(client, STRANGER, "Hallo wie is dit") == (200, [])
+        assert await sms(client, STRANGER, "JOIN MOLEN") == (200, [])
+        assert await sms(client, STRANGER, "stop") == (200, [])
+        assert await rows(client, f"SELECT id FROM members WHERE phone = '{STRANGER}'") == []
+        (stored,) = await rows(client, "SELECT phone_hash FROM opt_outs")
+        assert STRANGER[1:] not in stored[0]
+        _, replies = await sms(client, STRANGER, "START")
+        assert "AANMELDEN" in replies[0]
+        _, replies = await sms(client, STRANGER, "JOIN MOLEN")
+        assert replies[0].startswith("Welkom bij Molenwijk Noord.")
+        await settled(client)
+        assert fake.messages == []
+
     async def test_join_with_consent_and_approval(self, client: Client, fake: FakeTwilio) -> None:
         """JOIN → rules; JA → the coordinator is asked; JA n from the coordinator → welcome; then alerts."""
         await make_group(client, 2, coordinator=COORDINATOR)

@@ -12,7 +12,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..incidents import State
-from .tables import groups, idempotency_keys, inbound_messages, incidents, join_hints, members, neighbourhoods
+from .tables import (
+    groups,
+    idempotency_keys,
+    inbound_messages,
+    incidents,
+    join_hints,
+    members,
+    neighbourhoods,
+    opt_outs,
+)
 from .tables import signals as signals_table
 
 Row = dict[str, Any]
@@ -191,6 +200,23 @@ async def claim_join_hint(conn: AsyncConnection, phone: str, now: datetime, ever
         return False
     await conn.execute(join_hints.update().where(join_hints.c.phone_hash == key).values(sent_at=now))
     return True
+
+
+async def remember_opt_out(conn: AsyncConnection, phone: str, now: datetime) -> bool:
+    """A number that is no member texted STOP; False when it had already."""
+    return await insert_once(conn, opt_outs, {"phone_hash": _phone_hash(phone), "at": now})
+
+
+async def forget_opt_out(conn: AsyncConnection, phone: str) -> bool:
+    """START: the number may be sent to again; False when it had not opted out."""
+    result = await conn.execute(opt_outs.delete().where(opt_outs.c.phone_hash == _phone_hash(phone)))
+    return bool(result.rowcount)
+
+
+async def opted_out(conn: AsyncConnection, phone: str) -> bool:
+    """Whether a number that is no member texted STOP (and not START since)."""
+    query = sa.select(opt_outs.c.at).where(opt_outs.c.phone_hash == _phone_hash(phone))
+    return (await conn.scalar(query)) is not None
 
 
 async def claim_idempotency_key(

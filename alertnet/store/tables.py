@@ -212,6 +212,15 @@ join_hints = sa.Table(
     sa.Column("sent_at", UTCDateTime(), nullable=False),
 )
 
+#: Numbers that texted STOP without being a member: nothing is sent them until START. Hashed
+#: like the join hints, and kept until START (an opt-out must outlive the hints' day).
+opt_outs = sa.Table(
+    "opt_outs",
+    metadata,
+    sa.Column("phone_hash", sa.String(64), primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+)
+
 #: Idempotency-Key answers kept for a day, per token.
 idempotency_keys = sa.Table(
     "idempotency_keys",
