@@ -98,16 +98,16 @@ async def coverage_gaps(conn: AsyncConnection, policy: EscalationPolicy) -> list
 
 
 async def on_signal(
-    conn: AsyncConnection, incident_id: int, *, new: bool, urgent: bool, text: str, now: datetime, who: Who
+    conn: AsyncConnection, incident: Row, *, new: bool, urgent: bool, text: str, now: datetime, who: Who
 ) -> None:
-    """Note the signal's time, count reporters, look for urgent words, and let the policy decide."""
-    incident = await store.get(conn, incident_id, lock=True)
-    assert incident is not None
+    """Note the signal's time, count reporters, look for urgent words, and let the policy decide.
+
+    `incident` is as `store.get(..., lock=True)` gives it.
+    """
     urgent = urgent or is_urgent(text, policy_of(incident).urgent_keywords)
-    reporters = await store.reporter_count(conn, incident_id)
-    values = {"last_signal_at": now, "reporters": reporters, "urgent": incident["urgent"] or urgent}
-    await store.update(conn, incident_id, **values)
-    incident.update(values)
+    values = {"last_signal_at": now, "urgent": incident["urgent"] or urgent}
+    reporters = await store.note_signal(conn, incident["id"], **values)
+    incident.update(values, reporters=reporters)
     event = Opened(urgent) if new else SignalAdded(reporters, urgent)
     await decide(conn, incident, event, now, Context(who=who))
 

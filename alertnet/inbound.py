@@ -103,7 +103,7 @@ async def _signal(
     intakes = []
     # Groups are locked in one global order, so two senders in the same groups cannot deadlock.
     for row in sorted(active, key=lambda r: r["group_id"]):
-        group = await store.lock_group(conn, row["group_id"])
+        group = await store.lock_member_group(conn, row)
         if group is None:
             continue
         intakes.append(

@@ -14,6 +14,7 @@ from . import engine, incidents, messages, recipients
 from .auth import Actor, Principal
 from .delivery import Purpose
 from .store import audit, outbox
+from .store import incidents as incident_store
 from .store import signals as store
 
 Row = dict[str, Any]
@@ -61,12 +62,14 @@ async def accept(
     if previous is not None:
         number = await store.incident_number(conn, previous["incident_id"])
         return Intake(previous["id"], previous["incident_id"], number, False, 0, repeat=True)
-    incident = await store.latest_unresolved(conn, group["id"])
+    incident = await incident_store.latest_unresolved(conn, group["id"])
     new = incident is None or not incidents.joins(
         incident["last_signal_at"], now, incident["policy"].get("window_s", 600)
     )
     if incident is None or new:
-        incident = await store.open_incident(conn, group["id"], group["escalation"], now)
+        opened = await store.open_incident(conn, group["id"], group["escalation"], now)
+        incident = await incident_store.get(conn, opened["id"], lock=True)
+        assert incident is not None
     signal_id = await store.add_signal(
         conn,
         {
@@ -106,7 +109,7 @@ async def accept(
             "urgent": urgent,
         },
     )
-    await engine.on_signal(conn, incident["id"], new=new, urgent=urgent, text=text, now=now, who=who)
+    await engine.on_signal(conn, incident, new=new, urgent=urgent, text=text, now=now, who=who)
     return Intake(signal_id, incident["id"], incident["number"], new, sent, limited=limited)
 
 

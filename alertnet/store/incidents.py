@@ -49,6 +49,20 @@ async def get(conn: AsyncConnection, incident_id: int, *, lock: bool = False) ->
     return dict(row._mapping) if row else None
 
 
+_LATEST_UNRESOLVED = (
+    _WITH_GROUP.where(incidents.c.group_id == sa.bindparam("group_id"), incidents.c.state != State.resolved)
+    .order_by(incidents.c.last_signal_at.desc())
+    .limit(1)
+    .with_for_update(of=incidents)
+)
+
+
+async def latest_unresolved(conn: AsyncConnection, group_id: int) -> Row | None:
+    """A group's newest incident that is not resolved, as `get` gives it, locked."""
+    row = (await conn.execute(_LATEST_UNRESOLVED, {"group_id": group_id})).first()
+    return dict(row._mapping) if row else None
+
+
 # The id's parameter is not named after a column: the others name the columns to set.
 _UPDATE = incidents.update().where(incidents.c.id == sa.bindparam("incident_id_"))
 
@@ -81,6 +95,19 @@ _REPORTERS = sa.select(sa.func.count(sa.distinct(REPORTER))).where(
 async def reporter_count(conn: AsyncConnection, incident_id: int) -> int:
     """How many different reporters an incident's signals came from."""
     return int(await conn.scalar(_REPORTERS, {"incident_id": incident_id}) or 0)
+
+
+_NOTE_SIGNAL = (
+    incidents.update()
+    .where(incidents.c.id == sa.bindparam("incident_id"))
+    .values(reporters=_REPORTERS.scalar_subquery())
+    .returning(incidents.c.reporters)
+)
+
+
+async def note_signal(conn: AsyncConnection, incident_id: int, **values: Any) -> int:
+    """Update an incident after a signal, counting its reporters anew; returns that count."""
+    return int((await conn.execute(_NOTE_SIGNAL, {"incident_id": incident_id, **values})).scalar_one())
 
 
 async def responders_by_id(conn: AsyncConnection, ids: set[int]) -> dict[int, Row]:

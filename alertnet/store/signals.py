@@ -123,17 +123,22 @@ async def lock_group(conn: AsyncConnection, group_id: int) -> Row | None:
     return dict(row._mapping) if row else None
 
 
-_LATEST_UNRESOLVED = (
-    sa.select(incidents)
-    .where(incidents.c.group_id == sa.bindparam("group_id"), incidents.c.state != State.resolved)
-    .order_by(incidents.c.last_signal_at.desc())
-    .limit(1)
-)
+async def lock_member_group(conn: AsyncConnection, membership: Row) -> Row | None:
+    """`lock_group` for a row of `memberships`, read in this transaction.
 
-
-async def latest_unresolved(conn: AsyncConnection, group_id: int) -> Row | None:
-    row = (await conn.execute(_LATEST_UNRESOLVED, {"group_id": group_id})).first()
-    return dict(row._mapping) if row else None
+    On SQLite the write transaction already shuts out every other writer, so the group's
+    columns that came with the membership row are current: no second read.
+    """
+    if conn.dialect.name != "sqlite":
+        return await lock_group(conn, membership["group_id"])
+    return {
+        "id": membership["group_id"],
+        "neighbourhood_id": membership["neighbourhood_id"],
+        "name": membership["group_name"],
+        "join_code": membership["join_code"],
+        "join_policy": membership["join_policy"],
+        "escalation": membership["escalation"],
+    }
 
 
 _LAST_NUMBER = sa.select(sa.func.max(incidents.c.number)).where(
