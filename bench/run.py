@@ -68,6 +68,8 @@ from .profile import sampling
 
 #: The server under test (an experiment may point this at a wrapper that patches alertnet first).
 ALERTNET_COMMAND = [PYTHON, "-m", "alertnet", "serve"]
+#: The same server with the intake stubbed out (--shell-ceiling): what the HTTP shell alone costs.
+SHELL_COMMAND = [PYTHON, "-m", "bench.shell", "serve"]
 ADMIN_TOKEN = "bench-admin-token-" + "x" * 24
 #: The token alertnet checks inbound signatures with (and authenticates to the fake with).
 AUTH_TOKEN = "bench-twilio-auth-token"
@@ -241,6 +243,8 @@ class Report:
     ceiling: Load | None = None
     #: By (setup key, label).
     ingest: dict[tuple[str, str], Load] = field(default_factory=dict)
+    #: Ingest with the intake stubbed out (--shell-ceiling): the HTTP shell's own ceiling.
+    shell: Load | None = None
     #: By setup key.
     fanout: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     timers: dict[str, TimerRun] = field(default_factory=dict)
@@ -328,14 +332,21 @@ class Phase:
         service = await self.service(fake_url, 1, None, **extra)
         return service.children[0], service.base
 
-    async def service(self, fake_url: str, processes: int, database: str | None, **extra: str) -> Service:
+    async def service(
+        self,
+        fake_url: str,
+        processes: int,
+        database: str | None,
+        command: Sequence[str] = ALERTNET_COMMAND,
+        **extra: str,
+    ) -> Service:
         """`processes` alertnet processes on `database` (None: this phase's SQLite file), started
         together; on PostgreSQL they migrate one at a time (alertnet takes an advisory lock)."""
         database = database or self.sqlite_url
         bases = [f"http://127.0.0.1:{port}" for port in _ports(processes)]
         names = ["alertnet"] if processes == 1 else [f"alertnet-{n + 1}" for n in range(processes)]
         children = [
-            self.start(name, ALERTNET_COMMAND, _alertnet_env(database, base, bases[0], fake_url, extra))
+            self.start(name, command, _alertnet_env(database, base, bases[0], fake_url, extra))
             for name, base in zip(names, bases, strict=True)
         ]
         for child, base in zip(children, bases, strict=True):
@@ -462,11 +473,18 @@ def ingest_posts(base: str, senders: list[str], first: int) -> list[Post]:
 
 
 async def ingest(
-    tmp: Path, report: Report, setup: Setup, database: str | None, name: str, label: str, **extra: str
+    tmp: Path,
+    report: Report,
+    setup: Setup,
+    database: str | None,
+    name: str,
+    label: str,
+    command: Sequence[str] = ALERTNET_COMMAND,
+    **extra: str,
 ) -> None:
     async with Phase(tmp, name) as phase:
         fake_url, record = await phase.fake_twilio()
-        service = await phase.service(fake_url, setup.processes, database, **extra)
+        service = await phase.service(fake_url, setup.processes, database, command, **extra)
         base = service.base
         url = base + "/sms/inbound"
         urls = service.urls("/sms/inbound")
@@ -492,17 +510,25 @@ async def ingest(
         database_cpu = Postgres.cpu_all() - database_cpu
         handed = _lines(record)
         service.check()
-    report.ingest[setup.key, label] = load
+    if command is SHELL_COMMAND:
+        report.shell = load
+    else:
+        report.ingest[setup.key, label] = load
     print_load(f"ingest: alertnet /sms/inbound, {setup.title}, {label}", load, setup.processes)
     if setup.database == "postgresql":
         print(f"  PostgreSQL (all its processes) used {_share(database_cpu, load.elapsed_s):.0f}% of a core")
+    enqueued = (warm.count + load.count) * (INGEST_GROUP_SIZE - 1)
+    done = (
+        "nothing stored or sent: the intake was stubbed out"
+        if command is SHELL_COMMAND
+        else "each signal is stored, joins its group's incident, is audited\n"
+        f"  and enqueues {INGEST_GROUP_SIZE - 1} SMS, which the sender workers send concurrently in the "
+        f"same processes:\n  {handed} of {enqueued} handed to the fake Twilio by the end of the run"
+    )
     print(
         f"  seeded {len(senders.groups)} groups x {INGEST_GROUP_SIZE} allies through the admin API "
         f"in {senders.seeded_s:.1f} s; warm-up of {warm.count} posts ({warm.rate:,.0f}/s) excluded;\n"
-        f"  replies: {dict(load.kinds)}; each signal is stored, joins its group's incident, is audited\n"
-        f"  and enqueues {INGEST_GROUP_SIZE - 1} SMS, which the sender workers send concurrently in the "
-        f"same processes:\n  {handed} of {(warm.count + load.count) * (INGEST_GROUP_SIZE - 1)} handed to the "
-        "fake Twilio by the end of the run"
+        f"  replies: {dict(load.kinds)}; {done}"
     )
     what = f"ingest ({setup.title}, {label})"
     if load.errors or warm.errors:
@@ -1082,6 +1108,11 @@ def print_table(report: Report) -> None:
             f"  ceiling, bare aiohttp hello-world on this machine: {top.rate:,.0f} requests/s, "
             f"p50 / p99 {top.pct(50):.1f} / {top.pct(99):.1f} ms"
         )
+    if report.shell is not None:
+        print(
+            f"  alertnet's HTTP shell alone (intake stubbed out, SQLite): {report.shell.rate:,.0f} "
+            f"signals/s, p99 {report.shell.pct(99):.1f} ms: the most ingest can reach here"
+        )
     for reason in report.skipped:
         print(f"  skipped: {reason}")
     body = table(report)
@@ -1207,6 +1238,10 @@ async def setup_parts(
             await part(report, what, work, PART_MAX_S["ingest"])
             if args.flat_out:
                 await flat_out(tmp, report, setup, pg)
+            if args.shell_ceiling and setup.key == "sqlite":
+                label = "intake stubbed out (bench/shell.py)"
+                work = ingest(tmp, report, setup, None, phase + "-shell", label, SHELL_COMMAND)
+                await part(report, f"{what}, {label}", work, PART_MAX_S["ingest"])
             continue
         assert seeded is not None
         database = await copy_database(tmp, seeded, pg, phase)
@@ -1305,6 +1340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--flat-out",
         action="store_true",
         help=f"measure ingest a second time with the sender unthrottled (send rate {FANOUT_SEND_RATE}/s)",
+    )
+    parser.add_argument(
+        "--shell-ceiling",
+        action="store_true",
+        help="on SQLite, measure ingest a second time with the intake stubbed out (bench/shell.py): "
+        "the most alertnet's HTTP shell can take, however fast the intake",
     )
     parser.add_argument(
         "--profile",
