@@ -78,22 +78,21 @@ async def on_duty(
 ) -> frozenset[int]:
     """The chain's responders on duty now, by their weekly schedules in the neighbourhood's zone."""
     found = await store.responders_by_id(conn, policy.responder_ids())
-    return frozenset(
-        rid for rid, row in found.items() if schedules.on_duty(_schedule(row["schedule"]), zone, now)
-    )
+    return frozenset(rid for rid, row in found.items() if schedules.on_duty(_duty(row), zone, now))
 
 
-def _schedule(raw: list[dict[str, Any]] | None) -> list[DutyWindow] | None:
+def _duty(responder: Row) -> list[DutyWindow] | None:
+    """A responder's weekly duty hours (None: always); none at all after their STOP."""
+    if responder["opted_out_at"] is not None:
+        return []
+    raw = responder["schedule"]
     return None if raw is None else [DutyWindow.model_validate(window) for window in raw]
 
 
 async def coverage_gaps(conn: AsyncConnection, policy: EscalationPolicy) -> list[dict[str, str]]:
     """The week's hours when no step of the chain has a responder on duty."""
     found = await store.responders_by_id(conn, policy.responder_ids())
-    steps = [
-        [_schedule(found[rid]["schedule"]) for rid in step.responder_ids if rid in found]
-        for step in policy.chain
-    ]
+    steps = [[_duty(found[rid]) for rid in step.responder_ids if rid in found] for step in policy.chain]
     return schedules.coverage_gaps(steps)
 
 

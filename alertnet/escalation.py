@@ -122,7 +122,7 @@ class Page:
 
 @dataclass(frozen=True)
 class Skip:
-    """A step passed over because none of its responders is on duty."""
+    """A step passed over because none of its responders is on duty (by schedule, or after their STOP)."""
 
     round: int
     step: int

@@ -14,8 +14,9 @@ from . import messages, recipients
 from .auth import PROVIDER, Actor, resident, stranger
 from .delivery import Purpose
 from .phones import mask
+from .policy import EscalationPolicy
 from .schemas import JoinPolicy, MemberStatus
-from .store import audit, outbox, retention
+from .store import audit, groups, neighbourhoods, outbox, retention
 from .store import signals as store
 from .store.tables import members
 
@@ -194,13 +195,19 @@ async def stop(
 ) -> str | None:
     """Opt out of everything; the one confirmation, and nothing more until START.
 
-    From anyone: a number that is no member is remembered (hashed) until it texts START.
+    From anyone: a number that is no member is remembered (hashed) until it texts START, and a
+    responder leaves every chain (their coordinators are told) until then.
     """
+    responding = await neighbourhoods.set_responders_opted_out(conn, phone, now)
+    for responder in responding:
+        await _audit_responder(conn, who, responder, "responder.opted_out", now)
+        await _tell_coordinators(conn, responder, now)
     if not rows:
         first = await store.remember_opt_out(conn, phone, now)
+        lang = responding[0]["language"] if responding else lang
         return messages.render("stopped", lang) if first else None
     changed = [r for r in rows if r["status"] != MemberStatus.opted_out]
-    if rows and not changed:
+    if not changed:
         return None
     await conn.execute(members.update().where(members.c.phone == phone).values(status=MemberStatus.opted_out))
     for row in changed:
@@ -209,18 +216,21 @@ async def stop(
 
 
 async def carrier_opt_out(conn: AsyncConnection, phone: str, now: datetime) -> None:
-    """The carrier reported a STOP (error 21610): the same as the member texting STOP to us."""
+    """The carrier reported a STOP (error 21610): the same as the number texting STOP to us."""
     await stop(conn, phone, await store.memberships(conn, phone), "nl", now, who=PROVIDER)
 
 
 async def start(conn: AsyncConnection, phone: str, rows: list[Row], lang: str, now: datetime) -> str | None:
+    responding = await neighbourhoods.set_responders_opted_out(conn, phone, None)
+    for responder in responding:
+        await _audit_responder(conn, None, responder, "responder.opted_in", now)
     if not rows:
-        # A number that is no member hears how to join, once it may be sent to again.
         back = await store.forget_opt_out(conn, phone)
+        if responding:
+            return messages.render("started", responding[0]["language"])
+        # A number that is no member hears how to join, once it may be sent to again.
         return messages.render("join_instructions", lang) if back else None
     stopped = [r for r in rows if r["status"] == MemberStatus.opted_out]
-    if not stopped:
-        return messages.render("started", lang) if rows else None
     for row in stopped:
         change = _admitted(row, now)
         await conn.execute(members.update().where(members.c.id == row["id"]).values(status=change["status"]))
@@ -228,3 +238,43 @@ async def start(conn: AsyncConnection, phone: str, rows: list[Row], lang: str, n
             conn, resident(row["id"], row["role"]), "member.opted_in", row, now, status=change["status"]
         )
     return messages.render("started", lang)
+
+
+async def _audit_responder(
+    conn: AsyncConnection, who: Actor | None, responder: Row, kind: str, now: datetime
+) -> None:
+    await audit.append(
+        conn,
+        who=who or Actor(f"responder:{responder['id']}", "responder"),
+        type=kind,
+        at=now,
+        subject=f"responder:{responder['id']}",
+        neighbourhood_id=responder["neighbourhood_id"],
+        data={},
+    )
+
+
+async def _tell_coordinators(conn: AsyncConnection, responder: Row, now: datetime) -> None:
+    """The coordinators of every group whose chain names the responder: the chain lost a link."""
+    told: dict[str, outbox.NewDelivery] = {}
+    for group in await groups.list_groups(conn, responder["neighbourhood_id"]):
+        if responder["id"] not in EscalationPolicy.model_validate(group["escalation"]).responder_ids():
+            continue
+        for c in recipients.coordinators(await store.group_members(conn, group["id"])):
+            told.setdefault(
+                c["phone"],
+                outbox.NewDelivery(
+                    to=c["phone"],
+                    purpose=Purpose.notice,
+                    group_id=group["id"],
+                    member_id=c["id"],
+                    body=messages.render(
+                        "responder_stopped",
+                        c["language"],
+                        name=responder["name"],
+                        role=responder["role"],
+                        group=group["name"],
+                    ),
+                ),
+            )
+    await outbox.enqueue(conn, list(told.values()), now)

@@ -103,6 +103,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "nl": "Welkom terug: je krijgt weer meldingen.",
         "en": "Welcome back: you will get alerts again.",
     },
+    "responder_stopped": {
+        "nl": "Buurtalarm: {name} ({role}) stuurde STOP en krijgt geen alarmen meer tot START. "
+        "De keten van {group} slaat hem of haar over; pas de keten zo nodig aan.",
+        "en": "Neighbourhood alert: {name} ({role}) texted STOP and gets no alarms until START. "
+        "The chain of {group} skips them; change the chain if needed.",
+    },
     "left": {
         "nl": "Je bent uitgeschreven bij {group}.",
         "en": "You have left {group}.",

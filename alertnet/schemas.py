@@ -139,6 +139,9 @@ class ResponderOut(Out):
     role: str
     language: str
     schedule: list[DutyWindow] | None
+    opted_out_at: datetime | None = Field(
+        None, description="when they texted STOP: chains skip them until they text START"
+    )
     created_at: datetime
 
 

@@ -224,3 +224,31 @@ async def test_member_who_said_stop_gets_no_updates(client: Client, fake: FakeTw
     await until(lambda: any("Een buur gaat kijken" in b for b in fake.to(ally(0))))
     await settled(client)
     assert len(fake.to(ally(2))) == 1
+
+
+async def test_responder_stop_takes_them_out_of_the_chain(client: Client, fake: FakeTwilio) -> None:
+    """STOP from the officer: the coordinators hear it, the chain skips them, START brings them back."""
+    group = await make_escalating_group(
+        client, 2, steps=[(OFFICER, 60), (BACKUP, 60)], coordinator=COORDINATOR
+    )
+    _, replies = await sms(client, OFFICER, "STOP")
+    assert replies == ["Je krijgt geen berichten meer van het buurtalarm. Weer meedoen? Stuur START"]
+    await until(lambda: len(fake.to(COORDINATOR)) == 1)
+    notice = fake.to(COORDINATOR)[0]
+    assert "Responder 1" in notice
+    assert "STOP" in notice
+    assert OFFICER[-4:] not in notice.replace(" ", "")
+    responders = await call(client, "GET", f"/api/v1/neighbourhoods/{group['neighbourhood_id']}/responders")
+    stopped = {r["phone"]: r["opted_out_at"] for r in responders["items"]}
+    assert stopped[OFFICER] is not None
+    assert stopped[BACKUP] is None
+    info = await call(client, "GET", f"/api/v1/groups/{group['id']}", expect=200)
+    assert info["coverage_gaps"] == []  # the backup still covers every hour
+    await sms(client, ally(0), "Wapen gezien")
+    await until(lambda: len(paged(fake, BACKUP)) == 1)
+    assert paged(fake, OFFICER) == []
+    assert await sms(client, OFFICER, "stop") == (200, [])
+    _, replies = await sms(client, OFFICER, "START")
+    assert replies == ["Welkom terug: je krijgt weer meldingen."]
+    responders = await call(client, "GET", f"/api/v1/neighbourhoods/{group['neighbourhood_id']}/responders")
+    assert all(r["opted_out_at"] is None for r in responders["items"])

@@ -80,6 +80,20 @@ async def update_responder(conn: AsyncConnection, current: Row, changes: Row) ->
     return dict((await conn.execute(query)).one()._mapping)
 
 
+async def set_responders_opted_out(conn: AsyncConnection, phone: str, at: datetime | None) -> list[Row]:
+    """STOP (`at`) or START (None) from a responder's number, in every neighbourhood: the rows it changed."""
+    changed = (
+        responders.c.opted_out_at.is_(None) if at is not None else responders.c.opted_out_at.is_not(None)
+    )
+    query = (
+        responders.update()
+        .where(responders.c.phone == phone, changed)
+        .values(opted_out_at=at)
+        .returning(responders)
+    )
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
 async def list_responders(conn: AsyncConnection, neighbourhood_id: int) -> list[Row]:
     query = sa.select(responders).where(responders.c.neighbourhood_id == neighbourhood_id)
     return [dict(row._mapping) for row in await conn.execute(query.order_by(responders.c.id))]

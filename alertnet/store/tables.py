@@ -81,6 +81,8 @@ responders = sa.Table(
     sa.Column("language", sa.String(8), nullable=False),
     #: Weekly on-duty hours; null means always on duty.
     sa.Column("schedule", sa.JSON(), nullable=True),
+    #: When they texted STOP: chains skip them (as off duty) until START.
+    sa.Column("opted_out_at", UTCDateTime(), nullable=True),
     _created(),
     sa.UniqueConstraint("neighbourhood_id", "phone"),
 )
