@@ -29,6 +29,8 @@ _EDGE_PUNCTUATION = ".,!?;:'\"()"
 
 def fold(text: str) -> str:
     """Lower case without accents: "Brånd" and "BRAND" compare equal."""
+    if text.isascii():  # most texts: nothing to decompose
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 

@@ -7,6 +7,7 @@ does not carry the incident's current version is stale and does nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -170,10 +171,14 @@ def _words(text: str) -> str:
     return " " + " ".join(re.findall(r"\w+", fold(text))) + " "
 
 
+#: The policies' urgent keywords, folded once each (signal texts are not kept).
+_keyword = functools.lru_cache(maxsize=1024)(_words)
+
+
 def is_urgent(text: str, keywords: Iterable[str]) -> bool:
     """Whether the text holds an urgent keyword as whole words, any case, with or without accents."""
     words = _words(text)
-    return any(_words(keyword) in words for keyword in keywords if keyword.strip())
+    return any(_keyword(keyword) in words for keyword in keywords if keyword.strip())
 
 
 def walk(
