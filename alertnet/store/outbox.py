@@ -70,8 +70,10 @@ async def enqueue(conn: AsyncConnection, items: Sequence[NewDelivery], now: date
     handful of statements, not two thousand.
     """
     ids: list[int] = []
+    # A fan-out's allies share a few bodies (one per language): count each one's segments once.
+    segments = {body: gsm.segments(body) for body in {item.body for item in items}}
     for purpose in dict.fromkeys(item.purpose for item in items):
-        rows = [_delivery_row(item, now) for item in items if item.purpose == purpose]
+        rows = [_delivery_row(item, segments[item.body], now) for item in items if item.purpose == purpose]
         made = list((await conn.execute(_ADD_DELIVERIES, rows)).scalars())
         jobs = [
             {"delivery_id": did, "priority": Priority[purpose], "due_at": now, "attempts": 0} for did in made
@@ -83,7 +85,7 @@ async def enqueue(conn: AsyncConnection, items: Sequence[NewDelivery], now: date
     return ids
 
 
-def _delivery_row(item: NewDelivery, now: datetime) -> dict[str, Any]:
+def _delivery_row(item: NewDelivery, segments: int, now: datetime) -> dict[str, Any]:
     return {
         "incident_id": item.incident_id,
         "group_id": item.group_id,
@@ -94,7 +96,7 @@ def _delivery_row(item: NewDelivery, now: datetime) -> dict[str, Any]:
         "escalation_step": item.escalation_step,
         "purpose": item.purpose,
         "body": item.body,
-        "segments": gsm.segments(item.body),
+        "segments": segments,
         "status": Status.pending,
         "attempts": 0,
         "created_at": now,
