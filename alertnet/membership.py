@@ -5,6 +5,7 @@ Each function runs in the caller's transaction and audits what it changes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -119,26 +120,25 @@ async def consent(conn: AsyncConnection, rows: list[Row], now: datetime) -> str 
 
 async def _ask_coordinators(conn: AsyncConnection, row: Row, now: datetime) -> None:
     coordinators = recipients.coordinators(await store.group_members(conn, row["group_id"]))
+    fields = {
+        "group": row["group_name"],
+        "name": row["name"] or "?",
+        "phone": mask(row["phone"]),
+        "id": row["id"],
+    }
     await outbox.enqueue(
-        conn,
-        [
-            outbox.NewDelivery(
-                to=c["phone"],
-                purpose=Purpose.notice,
-                group_id=row["group_id"],
-                member_id=c["id"],
-                body=messages.render(
-                    "approve_request",
-                    c["language"],
-                    group=row["group_name"],
-                    name=row["name"] or "?",
-                    phone=mask(row["phone"]),
-                    id=row["id"],
-                ),
-            )
-            for c in coordinators
-        ],
-        now,
+        conn, [_notice(c, row["group_id"], "approve_request", **fields) for c in coordinators], now
+    )
+
+
+def _notice(coordinator: Mapping[str, Any], group_id: int, key: str, **fields: Any) -> outbox.NewDelivery:
+    """A notice for a coordinator of a group, in their language."""
+    return outbox.NewDelivery(
+        to=coordinator["phone"],
+        purpose=Purpose.notice,
+        group_id=group_id,
+        member_id=coordinator["id"],
+        body=messages.render(key, coordinator["language"], **fields),
     )
 
 
@@ -260,21 +260,7 @@ async def _tell_coordinators(conn: AsyncConnection, responder: Row, now: datetim
     for group in await groups.list_groups(conn, responder["neighbourhood_id"]):
         if responder["id"] not in EscalationPolicy.model_validate(group["escalation"]).responder_ids():
             continue
+        fields = {"name": responder["name"], "role": responder["role"], "group": group["name"]}
         for c in recipients.coordinators(await store.group_members(conn, group["id"])):
-            told.setdefault(
-                c["phone"],
-                outbox.NewDelivery(
-                    to=c["phone"],
-                    purpose=Purpose.notice,
-                    group_id=group["id"],
-                    member_id=c["id"],
-                    body=messages.render(
-                        "responder_stopped",
-                        c["language"],
-                        name=responder["name"],
-                        role=responder["role"],
-                        group=group["name"],
-                    ),
-                ),
-            )
+            told.setdefault(c["phone"], _notice(c, group["id"], "responder_stopped", **fields))
     await outbox.enqueue(conn, list(told.values()), now)
