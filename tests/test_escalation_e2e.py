@@ -252,3 +252,17 @@ async def test_responder_stop_takes_them_out_of_the_chain(client: Client, fake: 
     assert replies == ["Welkom terug: je krijgt weer meldingen."]
     responders = await call(client, "GET", f"/api/v1/neighbourhoods/{group['neighbourhood_id']}/responders")
     assert all(r["opted_out_at"] is None for r in responders["items"])
+
+
+async def test_page_refused_21610_takes_the_responder_out(client: Client, fake: FakeTwilio) -> None:
+    """Twilio says the officer unsubscribed: the backup is paged at once and the coordinator is told."""
+    fake.fault = permanent({OFFICER: 21610})
+    group = await make_escalating_group(
+        client, 2, steps=[(OFFICER, 60), (BACKUP, 60)], coordinator=COORDINATOR
+    )
+    await sms(client, ally(0), "Wapen gezien")
+    await until(lambda: len(paged(fake, BACKUP)) == 1, timeout_s=5)
+    await until(lambda: any("STOP" in body for body in fake.to(COORDINATOR)))
+    responders = await call(client, "GET", f"/api/v1/neighbourhoods/{group['neighbourhood_id']}/responders")
+    assert [r["phone"] for r in responders["items"] if r["opted_out_at"] is not None] == [OFFICER]
+    assert fake.refused == {21610: 1}
