@@ -104,10 +104,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Welcome back: you will get alerts again.",
     },
     "responder_stopped": {
-        "nl": "Buurtalarm: {name} ({role}) stuurde STOP en krijgt geen alarmen meer tot START. "
-        "De keten van {group} slaat hem of haar over; pas de keten zo nodig aan.",
-        "en": "Neighbourhood alert: {name} ({role}) texted STOP and gets no alarms until START. "
-        "The chain of {group} skips them; change the chain if needed.",
+        "nl": "{name} ({role}) stuurde STOP: geen alarmen tot START. De keten van {group} "
+        "slaat deze persoon over. Pas de keten zo nodig aan.",
+        "en": "{name} ({role}) texted STOP: no alarms until START. The chain of {group} "
+        "skips them. Change the chain if needed.",
     },
     "left": {
         "nl": "Je bent uitgeschreven bij {group}.",
