@@ -10,7 +10,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from alertnet.store import db, tables
+from alertnet.delivery import Priority, Purpose
+from alertnet.store import db, outbox, tables
 
 
 async def test_sqlite_runs_in_the_event_loops_thread(tmp_path: Path) -> None:
@@ -121,3 +122,30 @@ async def test_a_failing_unit_costs_the_others_nothing(tmp_path: Path) -> None:
         assert await _names(engine) == [f"n{i}" for i in range(6)]
     finally:
         await engine.dispose()
+
+
+async def test_enqueue_gives_each_delivery_one_job(database_url: str) -> None:
+    """Deliveries of two purposes, after others: each delivery has exactly one job, at its priority."""
+    engine = db.create_engine(database_url)
+    now = datetime.now(UTC)
+
+    def items(batch: int, purpose: Purpose, n: int) -> list[outbox.NewDelivery]:
+        return [
+            outbox.NewDelivery(to=f"+3161000{k:04d}", body=f"{batch} {purpose} {k}", purpose=purpose)
+            for k in range(n)
+        ]
+
+    try:
+        async with db.write(engine) as conn:
+            await outbox.enqueue(conn, items(1, Purpose.fanout, 3), now)
+        async with db.write(engine) as conn:
+            await outbox.enqueue(conn, items(2, Purpose.fanout, 4) + items(2, Purpose.escalation, 2), now)
+        async with db.read(engine) as conn:
+            query = sa.select(tables.deliveries.c.body, tables.outbox.c.priority).outerjoin(
+                tables.outbox, tables.outbox.c.delivery_id == tables.deliveries.c.id
+            )
+            jobs = sorted(tuple(row) for row in await conn.execute(query))
+    finally:
+        await engine.dispose()
+    made = [(1, Purpose.fanout, 3), (2, Purpose.fanout, 4), (2, Purpose.escalation, 2)]
+    assert jobs == sorted((f"{b} {p} {k}", Priority[p]) for b, p, n in made for k in range(n))
