@@ -45,6 +45,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     if settings.migrate_on_start:
         await db.migrate(engine)
     app[keys.engine] = engine
+    db.watch_batches(engine, app[keys.metrics].units_per_transaction.observe)
     if settings.admin_token is None:
         log.info(
             "no_admin_token", hint="set ALERTNET_ADMIN_TOKEN or run `alertnet token create --role admin`"

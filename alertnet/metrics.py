@@ -52,6 +52,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.units_per_transaction = Histogram(
+            "alertnet_db_units_per_transaction",
+            "Inbound SMS and status callbacks that shared one write transaction (group commit, SQLite).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
+
         self.timer_lateness = Histogram(
             "alertnet_timer_lateness_seconds",
             "How late escalation timers fire after their due time.",

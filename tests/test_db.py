@@ -88,6 +88,8 @@ async def test_units_that_queue_up_share_one_transaction(tmp_path: Path) -> None
     def _count(_conn: object) -> None:
         begins.append("begin")
 
+    sizes: list[int] = []
+    db.watch_batches(engine, sizes.append)
     try:
         await db.migrate(engine)
         begins.clear()
@@ -99,6 +101,8 @@ async def test_units_that_queue_up_share_one_transaction(tmp_path: Path) -> None
         assert ids == sorted(ids)
         assert len(set(ids)) == 20  # each caller got its own unit's answer
         assert len(begins) <= 3  # the first unit alone, then the rest together (and one read)
+        assert sum(sizes) == 20  # what /metrics shows as alertnet_db_units_per_transaction
+        assert max(sizes) >= 19
     finally:
         await engine.dispose()
 

@@ -109,10 +109,16 @@ async def write_together(engine: AsyncEngine, unit: Unit[T]) -> T:
     return await _BATCHES.setdefault(engine, _Batches()).run(engine, unit)
 
 
+def watch_batches(engine: AsyncEngine, observe: Callable[[int], None]) -> None:
+    """Have `observe` told how many units each of the engine's shared transactions takes."""
+    _BATCHES.setdefault(engine, _Batches()).observe = observe
+
+
 class _Batches:
     """The units waiting for an engine's next shared transaction, and the task that runs them."""
 
     def __init__(self) -> None:
+        self.observe: Callable[[int], None] = lambda _units: None
         self.waiting: list[tuple[Unit[Any], asyncio.Future[Any]]] = []
         self.draining = False
         #: Held so the running drain is not garbage-collected (the loop keeps only weak references).
@@ -130,6 +136,7 @@ class _Batches:
         try:
             while self.waiting:
                 batch, self.waiting = self.waiting[:BATCH_MAX], self.waiting[BATCH_MAX:]
+                self.observe(len(batch))
                 await self._commit(engine, batch)
         finally:
             # Synchronously after the last look at `waiting`: a unit queued later starts a new drain.
