@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 
 import pytest
 
@@ -38,6 +39,17 @@ class TestFanOut:
         assert "geen geweld" in body
         assert all(m["From"] == FROM and m["ValidityPeriod"] == "1800" for m in fake.messages)
         assert all(m["StatusCallback"].startswith(PUBLIC_URL + "/sms/status?d=") for m in fake.messages)
+
+    async def test_shared_transactions_are_measured(
+        self, client: Client, fake: FakeTwilio, database_kind: str
+    ) -> None:
+        """/metrics counts the units each group commit took (SQLite; PostgreSQL commits each alone)."""
+        await make_group(client, 2)
+        await sms(client, ally(0), "Verdacht busje")
+        text = await (await client.get("/metrics")).text()
+        (count,) = re.findall(r"^alertnet_db_units_per_transaction_count (\S+)$", text, re.MULTILINE)
+        # On SQLite at least the signal's (status callbacks may have shared some too).
+        assert (float(count) >= 1) if database_kind == "sqlite" else float(count) == 0
 
     async def test_sender_number_in_no_body_and_no_log(self, client: Client, fake: FakeTwilio) -> None:
         """Neither the allies' SMS nor any log line holds the reporter's number."""
