@@ -224,8 +224,8 @@ async def start(conn: AsyncConnection, phone: str, rows: list[Row], lang: str, n
     responding = await neighbourhoods.set_responders_opted_out(conn, phone, None)
     for responder in responding:
         await _audit_responder(conn, None, responder, "responder.opted_in", now)
+    back = await store.forget_opt_out(conn, phone)  # also for a member added after a STOP
     if not rows:
-        back = await store.forget_opt_out(conn, phone)
         if responding:
             return messages.render("started", responding[0]["language"])
         # A number that is no member hears how to join, once it may be sent to again.

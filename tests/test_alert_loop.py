@@ -209,6 +209,23 @@ class TestStrangersAndJoining:
         await settled(client)
         assert fake.messages == []
 
+    async def test_stranger_stop_holds_when_a_coordinator_adds_them(
+        self, client: Client, fake: FakeTwilio
+    ) -> None:
+        """A number that texted STOP and is then added by a coordinator stays opted out until START."""
+        group = await make_group(client, 2)
+        await sms(client, STRANGER, "STOP")
+        added = await call(
+            client, "POST", f"/api/v1/groups/{group['id']}/members", {"phone": STRANGER}, expect=201
+        )
+        assert added["status"] == "opted_out"
+        await sms(client, ally(0), "Verdacht busje")
+        await settled(client)
+        assert fake.to(STRANGER) == []
+        _, replies = await sms(client, STRANGER, "START")
+        assert replies == ["Welkom terug: je krijgt weer meldingen."]
+        assert await rows(client, "SELECT phone_hash FROM opt_outs") == []
+
     async def test_join_with_consent_and_approval(self, client: Client, fake: FakeTwilio) -> None:
         """JOIN → rules; JA → the coordinator is asked; JA n from the coordinator → welcome; then alerts."""
         await make_group(client, 2, coordinator=COORDINATOR)

@@ -266,3 +266,14 @@ async def test_page_refused_21610_takes_the_responder_out(client: Client, fake: 
     responders = await call(client, "GET", f"/api/v1/neighbourhoods/{group['neighbourhood_id']}/responders")
     assert [r["phone"] for r in responders["items"] if r["opted_out_at"] is not None] == [OFFICER]
     assert fake.refused == {21610: 1}
+
+
+async def test_responder_added_after_their_stop_stays_out(client: Client, fake: FakeTwilio) -> None:
+    """A number that texted STOP before it became a responder is skipped until it texts START."""
+    await sms(client, OFFICER, "STOP")
+    group = await make_escalating_group(client, 2, steps=[(OFFICER, 60), (BACKUP, 60)])
+    responders = await call(client, "GET", f"/api/v1/neighbourhoods/{group['neighbourhood_id']}/responders")
+    assert [r["phone"] for r in responders["items"] if r["opted_out_at"] is not None] == [OFFICER]
+    await sms(client, ally(0), "Wapen gezien")
+    await until(lambda: len(paged(fake, BACKUP)) == 1)
+    assert paged(fake, OFFICER) == []

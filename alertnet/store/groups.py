@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..errors import Conflict, NotFound
 from ..schemas import MemberStatus
 from . import retention
+from . import signals as signal_store
 from .tables import groups, members
 
 Row = dict[str, Any]
@@ -86,16 +87,13 @@ async def member_counts(conn: AsyncConnection, group_id: int) -> dict[str, int]:
 
 
 async def add_member(conn: AsyncConnection, group_id: int, values: Row, now: datetime) -> Row:
-    """Add an active member; one who texted STOP anywhere stays opted out."""
+    """Add an active member; one who texted STOP anywhere (as a member or not) stays opted out."""
     phone = values["phone"]
     if await conn.scalar(
         sa.select(members.c.id).where(members.c.group_id == group_id, members.c.phone == phone)
     ):
         raise Conflict("this phone is already a member of the group", field="phone")
-    opted_out = await conn.scalar(
-        sa.select(members.c.id).where(members.c.phone == phone, members.c.status == MemberStatus.opted_out)
-    )
-    status = MemberStatus.opted_out if opted_out else MemberStatus.active
+    status = MemberStatus.opted_out if await signal_store.said_stop(conn, phone) else MemberStatus.active
     row = (
         await conn.execute(
             members.insert()

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import Conflict, NotFound
+from . import signals as signal_store
 from .tables import neighbourhoods, responders
 
 Row = dict[str, Any]
@@ -45,10 +46,12 @@ async def add_responder(conn: AsyncConnection, neighbourhood_id: int, values: Ro
     )
     if taken is not None:
         raise Conflict("this neighbourhood already has a responder with that phone", field="phone")
+    # One who texted STOP anywhere stays opted out: chains skip them until their START.
+    stopped = now if await signal_store.said_stop(conn, values["phone"]) else None
     row = (
         await conn.execute(
             responders.insert()
-            .values(**values, neighbourhood_id=neighbourhood_id, created_at=now)
+            .values(**values, neighbourhood_id=neighbourhood_id, opted_out_at=stopped, created_at=now)
             .returning(responders)
         )
     ).one()

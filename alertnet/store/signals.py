@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..incidents import State
+from ..schemas import MemberStatus
 from .tables import (
     groups,
     idempotency_keys,
@@ -21,6 +22,7 @@ from .tables import (
     members,
     neighbourhoods,
     opt_outs,
+    responders,
 )
 from .tables import signals as signals_table
 
@@ -222,6 +224,17 @@ async def opted_out(conn: AsyncConnection, phone: str) -> bool:
     """Whether a number that is no member texted STOP (and not START since)."""
     query = sa.select(opt_outs.c.at).where(opt_outs.c.phone_hash == _phone_hash(phone))
     return (await conn.scalar(query)) is not None
+
+
+async def said_stop(conn: AsyncConnection, phone: str) -> bool:
+    """Whether the number is opted out anywhere (STOP, or Twilio's 21610): as a member, a
+    responder or a number that is neither. Whoever adds it again starts it opted out."""
+    query = sa.select(
+        sa.exists().where(opt_outs.c.phone_hash == _phone_hash(phone))
+        | sa.exists().where(members.c.phone == phone, members.c.status == MemberStatus.opted_out)
+        | sa.exists().where(responders.c.phone == phone, responders.c.opted_out_at.is_not(None))
+    )
+    return bool(await conn.scalar(query))
 
 
 async def claim_idempotency_key(
