@@ -83,7 +83,7 @@ async def update_responder(
     for field in ("name", "phone", "role", "language"):
         if field in changes and changes[field] is None:
             raise BadInput(f"{field}: may not be null", field=field)
-    row = await neighbourhoods.update_responder(conn, current, changes)
+    row = await neighbourhoods.update_responder(conn, current, changes, now)
     data: Row = {"changed": sorted(changes)}
     if "phone" in changes:
         data["phone"] = mask(row["phone"])

@@ -277,3 +277,14 @@ async def test_responder_added_after_their_stop_stays_out(client: Client, fake: 
     await sms(client, ally(0), "Wapen gezien")
     await until(lambda: len(paged(fake, BACKUP)) == 1)
     assert paged(fake, OFFICER) == []
+
+
+async def test_a_responders_opt_out_follows_the_number(client: Client, fake: FakeTwilio) -> None:
+    """STOP belongs to a number: a new phone clears it, and a phone that said STOP brings it along."""
+    await sms(client, OFFICER, "STOP")
+    group = await make_escalating_group(client, 1, steps=[(OFFICER, 60), (BACKUP, 60)])
+    officer, backup = group["responder_ids"]
+    moved = await call(client, "PATCH", f"/api/v1/responders/{officer}", {"phone": "+31687650000"})
+    assert moved["opted_out_at"] is None
+    taken = await call(client, "PATCH", f"/api/v1/responders/{backup}", {"phone": OFFICER})
+    assert taken["opted_out_at"] is not None

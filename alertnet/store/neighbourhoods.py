@@ -65,7 +65,8 @@ async def get_responder(conn: AsyncConnection, responder_id: int) -> Row:
     return dict(row._mapping)
 
 
-async def update_responder(conn: AsyncConnection, current: Row, changes: Row) -> Row:
+async def update_responder(conn: AsyncConnection, current: Row, changes: Row, now: datetime) -> Row:
+    """Apply `changes`; a new phone brings its own opt-out (STOP belongs to a number, not a person)."""
     if "phone" in changes and changes["phone"] != current["phone"]:
         taken = await conn.scalar(
             sa.select(responders.c.id).where(
@@ -75,6 +76,10 @@ async def update_responder(conn: AsyncConnection, current: Row, changes: Row) ->
         )
         if taken is not None:
             raise Conflict("this neighbourhood already has a responder with that phone", field="phone")
+        changes = {
+            **changes,
+            "opted_out_at": now if await signal_store.said_stop(conn, changes["phone"]) else None,
+        }
     if not changes:
         return current
     query = (
