@@ -509,6 +509,7 @@ async def ingest(
             load = await drive(urls, posts, child=service, max_s=INGEST_MAX_S, classify=classify)
         database_cpu = Postgres.cpu_all() - database_cpu
         handed = _lines(record)
+        shared = await histogram(service, "alertnet_db_units_per_transaction")
         service.check()
     if command is SHELL_COMMAND:
         report.shell = load
@@ -517,6 +518,11 @@ async def ingest(
     print_load(f"ingest: alertnet /sms/inbound, {setup.title}, {label}", load, setup.processes)
     if setup.database == "postgresql":
         print(f"  PostgreSQL (all its processes) used {_share(database_cpu, load.elapsed_s):.0f}% of a core")
+    if shared.get("count"):
+        print(
+            f"  group commit: {shared['count']:,.0f} write transactions took the inbound SMS, "
+            f"{shared['sum'] / shared['count']:.1f} each on average (warm-up included)"
+        )
     enqueued = (warm.count + load.count) * (INGEST_GROUP_SIZE - 1)
     done = (
         "nothing stored or sent: the intake was stubbed out"
@@ -830,20 +836,20 @@ async def watch_timers(
         await asyncio.sleep(TIMER_POLL_S)
 
 
-async def lateness_metric(service: Service) -> dict[str, float]:
-    """alertnet_timer_lateness_seconds from every process's /metrics: count, sum, count within 1 s."""
+async def histogram(service: Service, name: str, within: float | None = None) -> dict[str, float]:
+    """A histogram from every process's /metrics: count, sum, and the count up to `within`."""
     totals: Counter[str] = Counter()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         for url in service.urls("/metrics"):
             async with session.get(url) as response:
                 text = await response.text()
             for family in text_string_to_metric_families(text):
-                if family.name != "alertnet_timer_lateness_seconds":
+                if family.name != name:
                     continue
                 for sample in family.samples:
                     if sample.name.endswith(("_count", "_sum")):
                         totals[sample.name.rsplit("_", 1)[1]] += sample.value
-                    elif sample.name.endswith("_bucket") and float(sample.labels["le"]) == TARGET_LATENESS_S:
+                    elif sample.name.endswith("_bucket") and float(sample.labels["le"]) == within:
                         totals["within"] += sample.value
     return dict(totals)
 
@@ -865,7 +871,7 @@ async def timers(tmp: Path, report: Report, setup: Setup, seeded: Seeded, databa
             posting.cancel()
             await asyncio.gather(posting, return_exceptions=True)
             await table.close()
-        run.metric = await lateness_metric(service)
+        run.metric = await histogram(service, "alertnet_timer_lateness_seconds", TARGET_LATENESS_S)
         await asyncio.sleep(0.5)  # the last pages reach the fake
         run.handed = _lines(record)
         service.check()
