@@ -68,7 +68,8 @@ async def accept(
     )
     if incident is None or new:
         opened = await store.open_incident(conn, group["id"], group["escalation"], now)
-        incident = await incident_store.get(conn, opened["id"], lock=True)
+        # Read back with its group and zone, as escalation needs it.
+        incident = await incident_store.get(conn, opened, lock=True)
         assert incident is not None
     signal_id = await store.add_signal(
         conn,

@@ -146,6 +146,14 @@ class Outcome:
     def duplicates(self) -> int:
         return sum(self.allies.values()) - len(self.allies)
 
+    def report(self, how: str, started: float) -> None:
+        print(
+            f"\ncrash test ({how}): {len(self.allies)} allies reached, {self.duplicates} duplicates, "
+            f"{self.before} sent before the signal, "
+            f"possible-duplicates metric {self.possible_duplicates:g}, "
+            f"{time.monotonic() - started:.1f} s"
+        )
+
 
 def fan_out_interrupted(tmp_path: Path, allies: int, signum: int) -> Outcome:
     """Fan a signal out to `allies` - 1 allies, interrupt the service with `signum`, restart, settle."""
@@ -205,12 +213,7 @@ def test_kill_9_during_fan_out_loses_nothing(tmp_path: Path) -> None:
     """
     started = time.monotonic()
     outcome = fan_out_interrupted(tmp_path, 500, signal.SIGKILL)
-    print(
-        f"\ncrash test (SIGKILL): {len(outcome.allies)} allies reached, {outcome.duplicates} duplicates, "
-        f"{outcome.before} sent before the kill, "
-        f"possible-duplicates metric {outcome.possible_duplicates:g}, "
-        f"{time.monotonic() - started:.1f} s"
-    )
+    outcome.report("SIGKILL", started)
     assert len(outcome.allies) == 499
     assert outcome.duplicates <= CONCURRENCY
     assert outcome.possible_duplicates >= outcome.duplicates
@@ -222,12 +225,7 @@ def test_sigterm_during_fan_out_sends_nothing_twice(tmp_path: Path) -> None:
     """SIGTERM (a graceful stop) mid fan-out: the sender records what is in flight, so no duplicates."""
     started = time.monotonic()
     outcome = fan_out_interrupted(tmp_path, 200, signal.SIGTERM)
-    print(
-        f"\ncrash test (SIGTERM): {len(outcome.allies)} allies reached, {outcome.duplicates} duplicates, "
-        f"{outcome.before} sent before the stop, "
-        f"possible-duplicates metric {outcome.possible_duplicates:g}, "
-        f"{time.monotonic() - started:.1f} s"
-    )
+    outcome.report("SIGTERM", started)
     assert len(outcome.allies) == 199
     duplicated = sorted(phone for phone, count in outcome.allies.items() if count > 1)
     assert outcome.duplicates == 0, f"sent twice after a graceful stop: {duplicated}"

@@ -146,11 +146,11 @@ async def lock_member_group(conn: AsyncConnection, membership: Row) -> Row | Non
 _LAST_NUMBER = sa.select(sa.func.max(incidents.c.number)).where(
     incidents.c.group_id == sa.bindparam("group_id")
 )
-_OPEN_INCIDENT = incidents.insert().returning(incidents)
+_OPEN_INCIDENT = incidents.insert().returning(incidents.c.id)
 
 
-async def open_incident(conn: AsyncConnection, group_id: int, policy: Row, now: datetime) -> Row:
-    """A new incident, numbered after the group's last one, with the policy as it is now."""
+async def open_incident(conn: AsyncConnection, group_id: int, policy: Row, now: datetime) -> int:
+    """A new incident, numbered after the group's last one, with the policy as it is now: its id."""
     last = await conn.scalar(_LAST_NUMBER, {"group_id": group_id})
     values = {
         "group_id": group_id,
@@ -160,7 +160,7 @@ async def open_incident(conn: AsyncConnection, group_id: int, policy: Row, now: 
         "opened_at": now,
         "last_signal_at": now,
     }
-    return dict((await conn.execute(_OPEN_INCIDENT, values)).one()._mapping)
+    return int((await conn.execute(_OPEN_INCIDENT, values)).scalar_one())
 
 
 _ADD_SIGNAL = signals_table.insert().returning(signals_table.c.id)
