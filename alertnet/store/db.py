@@ -38,7 +38,12 @@ def create_engine(url: str) -> AsyncEngine:
     target = async_url(url)
     if target.get_backend_name() != "sqlite":
         return create_async_engine(target, pool_size=10, max_overflow=10, pool_pre_ping=True)
-    engine = create_async_engine(target, pool_size=5, max_overflow=5)
+    # check_same_thread off: a pooled connection may be closed by the garbage collector's thread.
+    engine = sqlite.Engine(
+        create_async_engine(
+            target, pool_size=5, max_overflow=5, connect_args={"check_same_thread": False}
+        ).sync_engine
+    )
     _setup_sqlite(engine)
     return engine
 
