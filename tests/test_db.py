@@ -153,3 +153,19 @@ async def test_enqueue_gives_each_delivery_one_job(database_url: str) -> None:
         await engine.dispose()
     made = [(1, Purpose.fanout, 3), (2, Purpose.fanout, 4), (2, Purpose.escalation, 2)]
     assert jobs == sorted((f"{b} {p} {k}", Priority[p]) for b, p, n in made for k in range(n))
+
+
+async def test_the_migrations_build_the_schema_the_code_declares(database_url: str) -> None:
+    # store/tables.py is what the code relies on; the migrations are what a deployment has.
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = db.create_engine(database_url)
+    try:
+        async with db.read(engine) as conn:
+            diff = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), tables.metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert diff == []
