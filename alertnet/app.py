@@ -50,7 +50,8 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         log.info(
             "no_admin_token", hint="set ALERTNET_ADMIN_TOKEN or run `alertnet token create --role admin`"
         )
-    yield
+    with db.checkpointing(engine):
+        yield
     await engine.dispose()
 
 

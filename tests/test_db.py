@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alertnet.delivery import Priority, Purpose
-from alertnet.store import db, outbox, tables
+from alertnet.store import db, outbox, sqlite, tables
 
 
 async def test_sqlite_runs_in_the_event_loops_thread(tmp_path: Path) -> None:
@@ -34,6 +34,26 @@ async def test_sqlite_runs_in_the_event_loops_thread(tmp_path: Path) -> None:
     assert engine.dialect.driver == "inloop"
     assert seen
     assert set(seen) == {threading.get_ident()}
+
+
+async def test_a_serving_process_checkpoints_the_wal_on_a_thread_of_its_own(tmp_path: Path) -> None:
+    # Left to SQLite, the commit that takes the WAL past its threshold copies it into the database
+    # file and fsyncs it in the event loop's thread. The migration's WAL is far below the
+    # threshold: only the checkpointing thread moves it into the file.
+    path = tmp_path / "a.db"
+    engine = db.create_engine(f"sqlite:///{path}")
+    try:
+        await db.migrate(engine)
+        before = path.stat().st_size
+        with sqlite.checkpointing(str(path), every_s=0.01) as thread:
+            async with asyncio.timeout(5):
+                while path.stat().st_size == before:
+                    await asyncio.sleep(0.01)
+        assert not thread.is_alive()
+        async with db.write(engine) as conn:
+            assert await conn.scalar(sa.text("PRAGMA wal_autocheckpoint")) == sqlite.AUTOCHECKPOINT_PAGES
+    finally:
+        await engine.dispose()
 
 
 async def test_an_open_read_does_not_hold_up_a_write(tmp_path: Path) -> None:

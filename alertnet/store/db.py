@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,6 +59,7 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
             "synchronous=NORMAL",
             "foreign_keys=ON",
             "busy_timeout=10000",
+            f"wal_autocheckpoint={sqlite.AUTOCHECKPOINT_PAGES}",
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
@@ -69,6 +70,17 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
         # read first and then write would otherwise fail with SQLITE_BUSY at once
         # instead of waiting their turn. Anything else only reads (WAL: never blocked).
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITER) else "BEGIN")
+
+
+@contextmanager
+def checkpointing(engine: AsyncEngine) -> Iterator[None]:
+    """For a serving process: on a SQLite file, its WAL is checkpointed on a thread of its own."""
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or not path or path == ":memory:":
+        yield
+        return
+    with sqlite.checkpointing(path):
+        yield
 
 
 #: The execution option that marks a write transaction (see `write`).
