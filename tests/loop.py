@@ -63,11 +63,11 @@ async def sms(
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    """Wait for a condition the sender worker makes true; fail the test if it never does."""
+    """Wait for a condition a worker (the sender, say) makes true; fail the test if it never does."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting for the sender")
+            raise AssertionError("timed out waiting for a worker")
         await asyncio.sleep(0.02)
 
 

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from alertnet.delivery import Priority, Purpose
 from alertnet.store import db, outbox, sqlite, tables
 
+from .loop import until
+
 
 async def test_sqlite_runs_in_the_event_loops_thread(tmp_path: Path) -> None:
     # A thread hop per statement cost 0.2 ms each: a signal's 18 statements took 10 ms.
@@ -46,9 +48,7 @@ async def test_a_serving_process_checkpoints_the_wal_on_a_thread_of_its_own(tmp_
         await db.migrate(engine)
         before = path.stat().st_size
         with sqlite.checkpointing(str(path), every_s=0.01) as thread:
-            async with asyncio.timeout(5):
-                while path.stat().st_size == before:
-                    await asyncio.sleep(0.01)
+            await until(lambda: path.stat().st_size > before, timeout_s=5)
         assert not thread.is_alive()
         async with db.write(engine) as conn:
             assert await conn.scalar(sa.text("PRAGMA wal_autocheckpoint")) == sqlite.AUTOCHECKPOINT_PAGES
