@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util.concurrency import in_greenlet
@@ -191,3 +193,33 @@ async def test_the_migrations_build_the_schema_the_code_declares(database_url: s
     finally:
         await engine.dispose()
     assert diff == []
+
+
+def test_timestamps_bound_again_are_converted_once_and_right() -> None:
+    # Bound values are remembered one at a time, per column: the next value must never get the last's.
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    noon = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    later = noon + timedelta(seconds=1)
+    amsterdam = noon.astimezone(ZoneInfo("Europe/Amsterdam"))
+    on_sqlite = sqlite_dialect.dialect()
+    bind = tables.UTCDateTime().dialect_impl(on_sqlite).bind_processor(on_sqlite)
+    assert bind is not None
+    got = [bind(noon), bind(noon), bind(later), bind(amsterdam), bind(None), bind(None), bind(noon)]
+    assert got == [
+        "2026-11-25 12:00:00.000000",
+        "2026-11-25 12:00:00.000000",
+        "2026-11-25 12:00:01.000000",
+        "2026-11-25 12:00:00.000000",
+        None,
+        None,
+        "2026-11-25 12:00:00.000000",
+    ]
+    for _ in range(2):
+        with pytest.raises(ValueError, match="naive"):
+            bind(datetime(2026, 11, 25, 12))
+    on_postgresql = postgresql.asyncpg.dialect()
+    bind = tables.UTCDateTime().dialect_impl(on_postgresql).bind_processor(on_postgresql)
+    assert bind is not None
+    assert [bind(amsterdam), bind(amsterdam), bind(later)] == [noon, noon, later]

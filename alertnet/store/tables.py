@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,24 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
             raise ValueError("naive datetime")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """As TypeDecorator's, but a value bound again at once is converted once: a fan-out binds
+        the same `now` to every delivery it stores (0.05 ms of a signal's 0.85 on SQLite)."""
+        process = super().bind_processor(dialect)
+        if process is None:
+            return None
+        last: list[tuple[Any, Any]] = [(None, None)]
+
+        def again(value: Any) -> Any:
+            seen, bound = last[0]  # one tuple, read and written whole: safe across threads
+            if value is seen and value is not None:
+                return bound
+            bound = process(value)
+            last[0] = (value, bound)
+            return bound
+
+        return again
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
