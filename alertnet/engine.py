@@ -103,19 +103,28 @@ async def on_signal(
 
     `incident` is as `store.get(..., lock=True)` gives it.
     """
-    urgent = urgent or is_urgent(text, policy_of(incident).urgent_keywords)
+    policy = policy_of(incident)
+    urgent = urgent or is_urgent(text, policy.urgent_keywords)
     values = {"last_signal_at": now, "urgent": incident["urgent"] or urgent}
     reporters = await store.note_signal(conn, incident["id"], **values)
     incident.update(values, reporters=reporters)
     event = Opened(urgent) if new else SignalAdded(reporters, urgent)
-    await decide(conn, incident, event, now, Context(who=who))
+    await decide(conn, incident, event, now, Context(who=who), policy)
 
 
 async def decide(
-    conn: AsyncConnection, incident: Row, event: EventType, now: datetime, context: Context
+    conn: AsyncConnection,
+    incident: Row,
+    event: EventType,
+    now: datetime,
+    context: Context,
+    policy: EscalationPolicy | None = None,
 ) -> list[Action]:
-    """Decide about one event and apply the actions; `incident` is kept current as they apply."""
-    policy = policy_of(incident)
+    """Decide about one event and apply the actions; `incident` is kept current as they apply.
+
+    `policy` is the incident's, when the caller has parsed it already.
+    """
+    policy = policy or policy_of(incident)
     duty = await on_duty(conn, policy, incident["timezone"], now)
     actions = next_actions(policy, view(incident), event, now, duty)
     for action in actions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +41,37 @@ async def test_sqlite_runs_in_the_event_loops_thread(tmp_path: Path) -> None:
         await engine.dispose()
     assert engine.dialect.driver == "inloop"
     assert seen == [(threading.get_ident(), False)] * 2
+
+
+async def test_a_write_takes_sqlites_write_lock_before_its_first_statement(tmp_path: Path) -> None:
+    # Two writers that both read first would otherwise both hold read locks, and the second to
+    # write would fail with SQLITE_BUSY at once instead of waiting its turn.
+    path = tmp_path / "a.db"
+    engine = db.create_engine(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+
+    def other_writer_may_begin() -> bool:
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return False
+        other.execute("ROLLBACK")
+        return True
+
+    try:
+        await db.migrate(engine)
+        async with db.read(engine) as conn:
+            settings = [
+                await conn.scalar(sa.text(f"PRAGMA {name}")) for name in ("journal_mode", "foreign_keys")
+            ]
+            assert other_writer_may_begin()
+        async with db.write(engine) as conn:
+            assert not other_writer_may_begin()
+        assert other_writer_may_begin()
+    finally:
+        other.close()
+        await engine.dispose()
+    assert settings == ["wal", 1]
 
 
 async def test_a_serving_process_checkpoints_the_wal_on_a_thread_of_its_own(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The database engine: URL forms, SQLite pragmas, transaction kinds, migrations."""
+"""The database engine: URL forms, transaction kinds, group commit, migrations (SQLite's own: `sqlite`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from . import audit, sqlite
@@ -39,37 +38,11 @@ def create_engine(url: str) -> AsyncEngine:
     if target.get_backend_name() != "sqlite":
         return create_async_engine(target, pool_size=10, max_overflow=10, pool_pre_ping=True)
     # check_same_thread off: a pooled connection may be closed by the garbage collector's thread.
-    engine = sqlite.Engine(
+    return sqlite.Engine(
         create_async_engine(
             target, pool_size=5, max_overflow=5, connect_args={"check_same_thread": False}
         ).sync_engine
     )
-    _setup_sqlite(engine)
-    return engine
-
-
-def _setup_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # We emit BEGIN ourselves, below; the driver must not.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "foreign_keys=ON",
-            "busy_timeout=10000",
-            f"wal_autocheckpoint={sqlite.AUTOCHECKPOINT_PAGES}",
-        ):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        # A write transaction takes the write lock up front: two writers that both
-        # read first and then write would otherwise fail with SQLITE_BUSY at once
-        # instead of waiting their turn. Anything else only reads (WAL: never blocked).
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITER) else "BEGIN")
 
 
 @contextmanager
@@ -83,8 +56,6 @@ def checkpointing(engine: AsyncEngine) -> Iterator[None]:
         yield
 
 
-#: The execution option that marks a write transaction (see `write`).
-_WRITER = "alertnet_writer"
 #: PostgreSQL's writers need no lock in this process: rows are locked where they are written.
 _NO_LOCK = contextlib.nullcontext()
 _WRITERS: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -100,7 +71,7 @@ async def write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     Other processes still wait on SQLite's own lock (BEGIN IMMEDIATE, busy_timeout).
     """
     lock = _WRITERS.setdefault(engine, asyncio.Lock()) if engine.dialect.name == "sqlite" else _NO_LOCK
-    async with lock, _transaction(engine, **{_WRITER: True}) as conn, _audited(conn):
+    async with lock, _transaction(engine, writes=True) as conn, _audited(conn):
         yield conn
 
 
@@ -198,13 +169,12 @@ async def read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 @asynccontextmanager
-async def _transaction(engine: AsyncEngine, **options: Any) -> AsyncIterator[AsyncConnection]:
+async def _transaction(engine: AsyncEngine, *, writes: bool = False) -> AsyncIterator[AsyncConnection]:
     # Explicitly begun, so it ends inside this block: closing an autobegun connection ends its
     # transaction in a task of its own, after the loop has run other tasks, which would hold
     # SQLite's lock across them.
     async with engine.connect() as conn:
-        if options:
-            conn = await conn.execution_options(**options)
+        conn.info[sqlite.WRITES] = writes  # how SQLite begins it (`sqlite.SQLiteDialect_inloop`)
         async with conn.begin():
             yield conn
 
@@ -218,7 +188,7 @@ def _alembic_config(connection: sa.Connection) -> Config:
 
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest migration; several processes may call this at once."""
-    async with _transaction(engine, **{_WRITER: True}) as conn:
+    async with _transaction(engine, writes=True) as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
         await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
