@@ -50,16 +50,27 @@ def mask(e164: str) -> str:
 
     "+31612345678" -> "+31 6 •• •• 56 78".
     """
-    try:
-        number = phonenumbers.parse(e164, None if e164.startswith("+") else DEFAULT_REGION)
-        country, national = str(number.country_code), str(number.national_number)
-    except phonenumbers.NumberParseException:
-        digits = re.sub(r"\D", "", e164)
-        country, national = "", digits
+    country, national = _split(e164)
     tail = national[-4:]
     head = national[:1] if len(national) > 6 else ""
     prefix = f"+{country} " if country else ""
     return f"{prefix}{head} {BULLETS} {tail[:2]} {tail[2:]}".replace("  ", " ")
+
+
+def _split(number: str) -> tuple[str, str]:
+    """(country code, national number); ("", the digits) where no country code is found."""
+    if _E164.fullmatch(number):
+        # Country codes are prefix-free: the first of one to three digits that is one, is it.
+        # (`phonenumbers.parse` finds it too, at 50 µs: this runs in every inbound SMS's log line.)
+        for length in (1, 2, 3):
+            if int(number[1 : 1 + length]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+                return number[1 : 1 + length], number[1 + length :]
+        return "", number[1:]
+    try:
+        parsed = phonenumbers.parse(number, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return "", re.sub(r"\D", "", number)
+    return str(parsed.country_code), str(parsed.national_number)
 
 
 def mask_in_text(text: str) -> str:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alertnet import phones
 
@@ -35,6 +39,28 @@ def test_mask_keeps_country_and_last_four() -> None:
     """A masked number is recognisable to its owner and useless to anyone else."""
     assert phones.mask("+31612345678") == "+31 6 •• •• 56 78"
     assert phones.mask("+32470123456") == "+32 4 •• •• 34 56"
+
+
+@pytest.mark.parametrize(
+    ("e164", "masked"),
+    [
+        ("+14155550123", "+1 4 •• •• 01 23"),
+        ("+353851234567", "+353 8 •• •• 45 67"),
+        ("+999123456789", "9 •• •• 67 89"),  # no such country: digits only
+    ],
+)
+def test_mask_finds_the_country_code_of_any_length(e164: str, masked: str) -> None:
+    assert phones.mask(e164) == masked
+
+
+@given(st.from_regex(r"\+[1-9][0-9]{7,14}", fullmatch=True))
+def test_a_masked_number_shows_at_most_country_first_and_last_four(e164: str) -> None:
+    masked = phones.mask(e164)
+    country, _, rest = masked.partition(" ") if masked.startswith("+") else ("", "", masked)
+    shown = re.sub(r"\D", "", rest)
+    assert e164.startswith(country)
+    assert len(shown) <= 5
+    assert e164.endswith(shown[-4:])
 
 
 def test_mask_in_text() -> None:
