@@ -124,7 +124,8 @@ async def decide(
 
     `policy` is the incident's, when the caller has parsed it already.
     """
-    policy = policy or policy_of(incident)
+    if policy is None:
+        policy = policy_of(incident)
     duty = await on_duty(conn, policy, incident["timezone"], now)
     actions = next_actions(policy, view(incident), event, now, duty)
     for action in actions:

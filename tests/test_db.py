@@ -11,6 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util.concurrency import in_greenlet
 
@@ -213,9 +217,6 @@ async def test_enqueue_gives_each_delivery_one_job(database_url: str) -> None:
 
 async def test_the_migrations_build_the_schema_the_code_declares(database_url: str) -> None:
     # store/tables.py is what the code relies on; the migrations are what a deployment has.
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
     engine = db.create_engine(database_url)
     try:
         async with db.read(engine) as conn:
@@ -229,9 +230,6 @@ async def test_the_migrations_build_the_schema_the_code_declares(database_url: s
 
 def test_timestamps_bound_again_are_converted_once_and_right() -> None:
     # Bound values are remembered one at a time, per column: the next value must never get the last's.
-    from sqlalchemy.dialects import postgresql
-    from sqlalchemy.dialects import sqlite as sqlite_dialect
-
     noon = datetime(2026, 11, 25, 12, tzinfo=UTC)
     later = noon + timedelta(seconds=1)
     amsterdam = noon.astimezone(ZoneInfo("Europe/Amsterdam"))

@@ -46,8 +46,7 @@ async def add_responder(conn: AsyncConnection, neighbourhood_id: int, values: Ro
     )
     if taken is not None:
         raise Conflict("this neighbourhood already has a responder with that phone", field="phone")
-    # One who texted STOP anywhere stays opted out: chains skip them until their START.
-    stopped = now if await signal_store.said_stop(conn, values["phone"]) else None
+    stopped = await _opted_out_at(conn, values["phone"], now)
     row = (
         await conn.execute(
             responders.insert()
@@ -76,16 +75,19 @@ async def update_responder(conn: AsyncConnection, current: Row, changes: Row, no
         )
         if taken is not None:
             raise Conflict("this neighbourhood already has a responder with that phone", field="phone")
-        changes = {
-            **changes,
-            "opted_out_at": now if await signal_store.said_stop(conn, changes["phone"]) else None,
-        }
+        changes = {**changes, "opted_out_at": await _opted_out_at(conn, changes["phone"], now)}
     if not changes:
         return current
     query = (
         responders.update().where(responders.c.id == current["id"]).values(**changes).returning(responders)
     )
     return dict((await conn.execute(query)).one()._mapping)
+
+
+async def _opted_out_at(conn: AsyncConnection, phone: str, now: datetime) -> datetime | None:
+    """A responder's `opted_out_at` for this number: one who texted STOP anywhere stays opted out
+    (chains skip them) until their START."""
+    return now if await signal_store.said_stop(conn, phone) else None
 
 
 async def set_responders_opted_out(conn: AsyncConnection, phone: str, at: datetime | None) -> list[Row]:

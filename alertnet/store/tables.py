@@ -36,7 +36,7 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         """As TypeDecorator's, but a value bound again at once is converted once: a fan-out binds
-        the same `now` to every delivery it stores (0.05 ms of a signal's 0.85 on SQLite)."""
+        the same `now` to every delivery it stores (0.08 ms of a signal's 0.86 on SQLite)."""
         process = super().bind_processor(dialect)
         if process is None:
             return None
