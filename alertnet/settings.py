@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,6 +13,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "ALERTNET_"
+#: Variables of the test suite (`tests/databases.py`), not of the service.
+TEST_PREFIX = "ALERTNET_TEST_"
 
 
 class ConfigError(Exception):
@@ -61,6 +66,21 @@ class Settings(BaseSettings):
         # The environment beats the TOML file, which arrives as init values.
         return (env_settings, init_settings)
 
+    @field_validator(
+        "public_url",
+        "admin_token",
+        "twilio_account_sid",
+        "twilio_auth_token",
+        "twilio_from",
+        "twilio_messaging_service_sid",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `ALERTNET_TWILIO_AUTH_TOKEN=` (say, from an unset variable in compose) must not become a
+        # signing key anyone knows: empty is the same as not set.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, url: str) -> str:
@@ -101,6 +121,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
 
     Raises ConfigError naming the offending key, so start-up can stop with it.
     """
+    _refuse_unknown_variables(os.environ)
     values: dict[str, Any] = {}
     if config is not None:
         try:
@@ -118,6 +139,24 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         # Explicit overrides (CLI flags) beat the environment too.
         settings = settings.model_copy(update=overrides)
     return settings
+
+
+def _refuse_unknown_variables(environ: Mapping[str, str]) -> None:
+    """A misspelt variable is an error: ignored, ALERTNET_SMS_PROVDER=twilio would leave the console
+    provider printing every alert instead of sending it."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    unknown = sorted(
+        name
+        for name in (key.upper() for key in environ)
+        if name.startswith(ENV_PREFIX) and name not in known and not name.startswith(TEST_PREFIX)
+    )
+    if unknown:
+        raise ConfigError("; ".join(f"{name} is not a setting{_guess(name, known)}" for name in unknown))
+
+
+def _guess(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _describe(exc: ValidationError) -> str:

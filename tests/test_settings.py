@@ -80,3 +80,48 @@ def test_secrets_do_not_print() -> None:
     settings = Settings(admin_token="very-secret", twilio_auth_token="also-secret")  # type: ignore[arg-type]
     assert "very-secret" not in repr(settings)
     assert "also-secret" not in str(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        (
+            "ALERTNET_SMS_PROVDER",
+            "ALERTNET_SMS_PROVDER is not a setting (did you mean ALERTNET_SMS_PROVIDER?)",
+        ),
+        ("alertnet_prot", "ALERTNET_PROT is not a setting (did you mean ALERTNET_PORT?)"),
+        ("ALERTNET_COLOUR", "ALERTNET_COLOUR is not a setting"),
+    ],
+)
+def test_misspelt_variable_names_itself(monkeypatch: pytest.MonkeyPatch, env: str, named: str) -> None:
+    """A variable alertnet does not know stops start-up instead of being ignored."""
+    monkeypatch.setenv(env, "twilio")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert named in str(caught.value)
+
+
+def test_test_suite_variables_are_not_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ALERTNET_TEST_* belong to the test suite: the service ignores them."""
+    monkeypatch.setenv("ALERTNET_TEST_DATABASE_URL", "postgresql://localhost/x")
+    assert load_settings().port == 8080
+
+
+@pytest.mark.parametrize(
+    "name", ["ALERTNET_TWILIO_AUTH_TOKEN", "ALERTNET_ADMIN_TOKEN", "ALERTNET_PUBLIC_URL"]
+)
+def test_empty_value_is_unset(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """An empty token is no token: an empty signing key would let anyone sign a webhook."""
+    monkeypatch.setenv(name, " ")
+    settings = load_settings()
+    assert getattr(settings, name.removeprefix("ALERTNET_").lower()) is None
+
+
+def test_twilio_refuses_empty_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The twilio provider with an empty auth token stops start-up, naming the variable."""
+    monkeypatch.setenv("ALERTNET_SMS_PROVIDER", "twilio")
+    monkeypatch.setenv("ALERTNET_TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
+    monkeypatch.setenv("ALERTNET_TWILIO_FROM", "+3197010000000")
+    monkeypatch.setenv("ALERTNET_TWILIO_AUTH_TOKEN", "")
+    with pytest.raises(ConfigError, match="ALERTNET_TWILIO_AUTH_TOKEN"):
+        load_settings()
