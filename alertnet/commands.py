@@ -24,6 +24,14 @@ RESOLVE_WORDS = frozenset({"klaar", "opgelost", "done", "resolved"})
 #: bij de deur" is a signal that starts with "ok", not an answer to pass over.
 ANSWER_MAX_EXTRA_WORDS = 2
 _NUMBER = re.compile(r"^(?:#|nr\.?|no\.?)?(\d{1,9})$")
+_NUMBER_LIKE = re.compile(r"^(?:#|nr\.?|no\.?|-)?\d+$")
+#: A number given but unreadable as an incident's (negative, too long): no incident has it, so
+#: "KLAAR -1" answers "no such incident" instead of closing the latest one.
+UNREADABLE = 0
+#: Twilio joins a long SMS up to 1,600 characters; more does not come from a phone.
+MAX_TEXT = 1600
+#: Longer than any join code (3 to 20 characters), so a cut code still matches none.
+_CODE_MAX = 21
 _EDGE_PUNCTUATION = ".,!?;:'\"()"
 
 
@@ -93,8 +101,24 @@ def _word(token: str) -> str:
 def _number(tokens: list[str]) -> int | None:
     if not tokens:
         return None
-    match = _NUMBER.match(_word(tokens[0]).replace(" ", ""))
-    return int(match.group(1)) if match else None
+    word = _word(tokens[0])
+    match = _NUMBER.match(word)
+    if match:
+        return int(match.group(1))
+    return UNREADABLE if _NUMBER_LIKE.match(word) else None
+
+
+def _code(tokens: list[str]) -> str | None:
+    return _word(tokens[0]).upper()[:_CODE_MAX] if tokens else None
+
+
+def _clean(text: str) -> str:
+    """Cut to MAX_TEXT; control characters become spaces (a phone's CR is a line break, and
+    PostgreSQL cannot store a NUL)."""
+    text = text[:MAX_TEXT]
+    if text.isprintable():  # most texts
+        return text
+    return "".join(" " if unicodedata.category(char) == "Cc" else char for char in text)
 
 
 _WHOLE_MESSAGE: dict[str, Command] = {
@@ -106,7 +130,7 @@ _WHOLE_MESSAGE: dict[str, Command] = {
 
 def parse(text: str) -> Command:
     """What the sender asks for. Anything that is not a command is a signal."""
-    tokens = text.split()
+    tokens = _clean(text).split()
     words = [_word(token) for token in tokens]
     if len(words) == 1 and words[0] in _WHOLE_MESSAGE:
         return _WHOLE_MESSAGE[words[0]]
@@ -116,9 +140,9 @@ def parse(text: str) -> Command:
 def _with_arguments(words: list[str], tokens: list[str]) -> Command | None:
     first, rest = (words[0], tokens[1:]) if words else ("", [])
     if first in JOIN_WORDS:
-        return Join(code=_word(rest[0]).upper() if rest else None, name=" ".join(rest[1:])[:100] or None)
+        return Join(code=_code(rest), name=" ".join(rest[1:])[:100] or None)
     if first in LEAVE_WORDS:
-        return Leave(code=_word(rest[0]).upper() if rest else None)
+        return Leave(code=_code(rest))
     if first in YES_WORDS and len(words) <= 2:
         return Yes(_number(rest))
     for phrase in ACK_PHRASES:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from aiohttp import web
@@ -22,22 +23,34 @@ from .store import signals as store
 
 log = structlog.get_logger("alertnet.webhooks")
 IDEMPOTENCY_TTL = timedelta(hours=24)
+# Twilio's ids are 34 characters (SM + 32 hex), its error codes five digits: room to spare, no more.
+_SID = re.compile(r"[A-Za-z0-9]{1,64}")
+_ERROR_CODE = re.compile(r"[0-9]{1,10}")
 
 
 async def _twilio_form(request: web.Request) -> dict[str, str]:
     """The posted form, after checking Twilio's signature against the URL Twilio called."""
     if request.content_type != "application/x-www-form-urlencoded":
         raise UnsupportedMediaType("Twilio posts application/x-www-form-urlencoded")
-    form = {key: str(value) for key, value in (await request.post()).items()}
-    settings = request.app[keys.settings]
-    if settings.twilio_auth_token is not None:
-        url = settings.effective_public_url + request.path_qs
-        signature = request.headers.get("X-Twilio-Signature", "")
-        validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
-        if not signature or not validator.validate(url, form, signature):
-            log.warning("twilio_signature_invalid", path=request.path)
-            raise Forbidden("missing or invalid X-Twilio-Signature")
+    token = request.app[keys.settings].twilio_auth_token
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if token is not None and not signature:
+        _refuse(request)
+    try:
+        posted = await request.post()
+    except (UnicodeDecodeError, LookupError) as exc:  # bad UTF-8, an unknown charset
+        raise BadInput(f"the form cannot be decoded: {exc.__class__.__name__}", field="body") from exc
+    form = {key: str(value) for key, value in posted.items()}
+    if token is not None:
+        url = request.app[keys.settings].effective_public_url + request.path_qs
+        if not RequestValidator(token.get_secret_value()).validate(url, form, signature):
+            _refuse(request)
     return form
+
+
+def _refuse(request: web.Request) -> NoReturn:
+    log.warning("twilio_signature_invalid", path=request.path)
+    raise Forbidden("missing or invalid X-Twilio-Signature")
 
 
 def _required(form: dict[str, str], name: str) -> str:
@@ -45,6 +58,20 @@ def _required(form: dict[str, str], name: str) -> str:
     if not value:
         raise BadInput(f"{name}: required", field=name)
     return value
+
+
+def _message_sid(form: dict[str, str]) -> str:
+    sid = _required(form, "MessageSid")
+    if not _SID.fullmatch(sid):
+        raise BadInput("MessageSid: letters and digits, at most 64", field="MessageSid")
+    return sid
+
+
+def _error_code(form: dict[str, str]) -> str | None:
+    code = form.get("ErrorCode", "").strip()
+    if code and not _ERROR_CODE.fullmatch(code):
+        raise BadInput("ErrorCode: a number of at most ten digits", field="ErrorCode")
+    return code or None
 
 
 def _twiml(text: str | None) -> web.Response:
@@ -56,7 +83,7 @@ def _twiml(text: str | None) -> web.Response:
 
 async def sms_inbound(request: web.Request) -> web.Response:
     form = await _twilio_form(request)
-    sid = _required(form, "MessageSid")
+    sid = _message_sid(form)
     try:
         sender = phones.from_provider(_required(form, "From"))
     except phones.InvalidPhone:
@@ -73,7 +100,8 @@ async def sms_inbound(request: web.Request) -> web.Response:
 
 async def sms_status(request: web.Request) -> web.Response:
     form = await _twilio_form(request)
-    sid = _required(form, "MessageSid")
+    sid = _message_sid(form)
+    error_code = _error_code(form)
     word = _required(form, "MessageStatus")
     status = delivery.PROVIDER_STATUS.get(word)
     delivery_id = request.query.get("d", "")
@@ -87,7 +115,7 @@ async def sms_status(request: web.Request) -> web.Response:
             delivery_id=int(delivery_id) if delivery_id.isdigit() and len(delivery_id) < 19 else None,
             sid=sid,
             status=status,
-            error_code=form.get("ErrorCode") or None,
+            error_code=error_code,
             now=now,
         )
         if moved and moved["status"] in (delivery.Status.failed, delivery.Status.undelivered):
@@ -98,7 +126,7 @@ async def sms_status(request: web.Request) -> web.Response:
 
     # A fan-out's callbacks come in bursts (two or three per SMS): they share transactions.
     moved = await db.write_together(request.app[keys.engine], record)
-    log.info("sms_status", status=word, moved=moved is not None, error_code=form.get("ErrorCode"))
+    log.info("sms_status", status=word, moved=moved is not None, error_code=error_code)
     return web.Response(status=204)
 
 

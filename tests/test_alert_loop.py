@@ -138,6 +138,64 @@ class TestSignatures:
         )
         assert response.status == 403
 
+    @pytest.mark.parametrize(
+        ("body", "content_type"),
+        [
+            (b"MessageSid=SM1&Body=\xff", "application/x-www-form-urlencoded"),
+            (b"MessageSid=SM1", "application/x-www-form-urlencoded; charset=bogus"),
+        ],
+        ids=["bad-utf8", "unknown-charset"],
+    )
+    @pytest.mark.parametrize("path", ["/sms/inbound", "/sms/status?d=1"])
+    async def test_undecodable_form(self, client: Client, body: bytes, content_type: str, path: str) -> None:
+        """A form that cannot be decoded: 403 without a signature (before reading it), else 400."""
+        unsigned = await client.post(path, data=body, headers={"Content-Type": content_type})
+        assert unsigned.status == 403
+        signed = await client.post(
+            path, data=body, headers={"Content-Type": content_type, "X-Twilio-Signature": "c2lnbmF0dXJl"}
+        )
+        assert signed.status == 400
+        assert (await signed.json())["error"]["field"] == "body"
+
+
+class TestOddForms:
+    """Signed, so only Twilio could send them; still never a 500, which Twilio would retry in vain."""
+
+    async def _post(self, client: Client, path: str, form: dict[str, str]) -> tuple[int, str]:
+        from alertnet import twiliosim
+
+        headers = twiliosim.headers(PUBLIC_URL + path, form, AUTH_TOKEN)
+        response = await client.post(path, data=form, headers=headers)
+        return response.status, await response.text()
+
+    async def test_control_characters_become_spaces(self, client: Client, fake: FakeTwilio) -> None:
+        """A NUL or CR in an SMS (PostgreSQL cannot store a NUL) is a space; the signal goes out."""
+        await make_group(client, 2)
+        status, replies = await sms(client, ally(0), "Brand\x00 bij\r\nde flat")
+        assert (status, len(replies)) == (200, 1)
+        await until(lambda: len(fake.messages) == 1)
+        assert fake.messages[0]["Body"].startswith("[Molenwijk Noord #1] Brand bij de flat\n")
+
+    @pytest.mark.parametrize(
+        "sid", ["SM\x00abc", "S" * 100_000, "SM 1", ""], ids=["nul", "huge", "space", "empty"]
+    )
+    @pytest.mark.parametrize("path", ["/sms/inbound", "/sms/status?d=1"])
+    async def test_bad_message_sid_is_400(self, client: Client, sid: str, path: str) -> None:
+        """A MessageSid is letters and digits, at most 64: anything else is refused, naming it."""
+        form = {"MessageSid": sid, "From": ally(0), "Body": "x", "MessageStatus": "delivered"}
+        status, text = await self._post(client, path, form)
+        assert status == 400, text
+        assert '"field": "MessageSid"' in text
+        assert await rows(client, "SELECT * FROM inbound_messages") == []
+
+    @pytest.mark.parametrize("code", ["30\x0003", "9" * 100, "abc"], ids=["nul", "huge", "letters"])
+    async def test_bad_error_code_is_400(self, client: Client, code: str) -> None:
+        """An ErrorCode is a number of at most ten digits."""
+        form = {"MessageSid": "SM1", "MessageStatus": "failed", "ErrorCode": code}
+        status, text = await self._post(client, "/sms/status?d=1", form)
+        assert status == 400, text
+        assert '"field": "ErrorCode"' in text
+
 
 class TestOptOut:
     async def test_stop_and_start(self, client: Client, fake: FakeTwilio) -> None:

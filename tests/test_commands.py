@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from alertnet.commands import (
+    MAX_TEXT,
     STOP_WORDS,
+    UNREADABLE,
     Ack,
     Help,
     Join,
@@ -63,6 +67,14 @@ from alertnet.commands import (
         ("help er is brand", Signal("help er is brand")),
         ("ja er is iemand in de tuin", Signal("ja er is iemand in de tuin")),
         ("", Signal("")),
+        # A number that cannot be an incident's names none, rather than the latest incident.
+        ("KLAAR -1", Resolve(UNREADABLE)),
+        ("OK 12345678901", Ack(UNREADABLE)),
+        ("JA 99999999999", Yes(UNREADABLE)),
+        ("OK 2e verdieping", Ack()),
+        # A phone sends control characters now and then: they are spaces.
+        ("Brand\x00 bij\r\nde flat", Signal("Brand bij de flat")),
+        ("STOP\x00", Stop()),
     ],
 )
 def test_parse(text: str, command: object) -> None:
@@ -86,3 +98,19 @@ def test_stop_word_alone_always_stops(word: str, space: str) -> None:
 def test_parse_never_fails(text: str) -> None:
     """Any text whatsoever parses to some command."""
     parse(text)
+
+
+def test_long_text_is_cut() -> None:
+    """Twilio joins an SMS up to 1,600 characters; nothing longer is taken in, nor echoed whole."""
+    assert parse("x" * 5000) == Signal("x" * MAX_TEXT)
+    join = parse("JOIN " + "A" * 5000)
+    assert join == Join("A" * 21)
+
+
+@given(st.text(max_size=300))
+def test_parsed_text_has_no_control_characters(text: str) -> None:
+    """No command carries a control character onwards (PostgreSQL cannot store a NUL)."""
+    command = parse(text)
+    for value in vars(command).values():
+        if isinstance(value, str):
+            assert not [char for char in value if unicodedata.category(char) == "Cc"], value

@@ -7,7 +7,7 @@ import uuid
 from typing import TextIO
 
 from .. import gsm
-from ..phones import mask
+from ..phones import mask, mask_in_text
 from . import Accepted, Outgoing
 
 
@@ -19,7 +19,8 @@ class ConsoleProvider:
 
     async def send(self, message: Outgoing) -> Accepted:
         segments = gsm.segments(message.body)
-        indented = "\n".join("  | " + line for line in message.body.splitlines())
+        # A page carries the reporter's number for the responder; the terminal is a log, so masked.
+        indented = "\n".join("  | " + line for line in mask_in_text(message.body).splitlines())
         self.stream.write(
             f"\n  SMS to {mask(message.to)} ({segments} segment{'s' * (segments > 1)})\n{indented}\n"
         )

@@ -1,0 +1,24 @@
+"""The console provider, the default: readable SMS on the terminal, and no number in full."""
+
+from __future__ import annotations
+
+import io
+
+from alertnet.providers import Outgoing
+from alertnet.providers.console import ConsoleProvider
+
+
+async def test_prints_the_sms_with_every_number_masked() -> None:
+    """The terminal is a log too: the recipient and any number in the text are masked."""
+    stream = io.StringIO()
+    body = "ALARM #1: brand bij de flat\nMelder: +31622221000, of bel 0687654321"
+    accepted = await ConsoleProvider(stream).send(
+        Outgoing(to="+31612345002", body=body, status_callback=None, validity_s=1800)
+    )
+    printed = stream.getvalue()
+    assert "SMS to +31 6 •• •• 50 02 (1 segment)" in printed
+    assert "  | ALARM #1: brand bij de flat\n" in printed
+    for digits in ("31612345002", "622221000", "687654321"):
+        assert digits not in printed.replace(" ", "")
+    assert (accepted.status, accepted.segments) == ("delivered", 1)
+    assert accepted.sid.startswith("CONSOLE")
