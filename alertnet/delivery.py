@@ -78,12 +78,9 @@ PROVIDER_STATUS = {
 
 
 def rank(status: str) -> int:
+    """How far a delivery got: a status moves it only to a higher rank (the store compares them in
+    SQL), so a late "sent" never overwrites "delivered"."""
     return _RANK[Status(status)]
-
-
-def advances(current: str, new: str) -> bool:
-    """Whether `new` moves a delivery forward: a late "sent" never overwrites "delivered"."""
-    return rank(new) > rank(current)
 
 
 @dataclass(frozen=True)
