@@ -279,6 +279,10 @@ class SignalAccepted(Out):
     number: int = Field(description="the incident's number in its group, shown in SMS as #n")
     new_incident: bool
     recipients: int = Field(description="allies the signal was sent to")
+    limited: bool = Field(
+        description="stored and joined to the incident, but not sent again: the sender's flood limit "
+        "(5 signals in 10 minutes) was reached"
+    )
 
 
 class SignalOut(Out):

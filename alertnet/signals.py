@@ -35,11 +35,14 @@ class Intake:
 
 
 async def _repeat_or_flood(
-    conn: Any, group_id: int, member: Row | None, text: str, now: datetime
+    conn: Any, group_id: int, member: Row | None, source: str, text: str, now: datetime
 ) -> tuple[Row | None, bool]:
-    if member is None:
-        return None, False
-    recent = await store.recent_signals(conn, group_id, member["id"], now - incidents.FLOOD_WINDOW)
+    """The earlier signal this one repeats, or whether its sender floods the group: a member, or a
+    device's token when no member is behind the signal."""
+    since = now - incidents.FLOOD_WINDOW
+    recent = await store.recent_signals(
+        conn, group_id, since, member_id=member["id"] if member else None, source=source
+    )
     if recent and incidents.is_repeat(recent[0]["text"], recent[0]["received_at"], text, now):
         return recent[0], False
     return None, incidents.is_flooding(len(recent))
@@ -58,7 +61,7 @@ async def accept(
     who: Principal | Actor,
 ) -> Intake:
     """Take in one signal for a group (already locked by the caller)."""
-    previous, limited = await _repeat_or_flood(conn, group["id"], member, text, now)
+    previous, limited = await _repeat_or_flood(conn, group["id"], member, who.actor, text, now)
     if previous is not None:
         number = await store.incident_number(conn, previous["incident_id"])
         return Intake(previous["id"], previous["incident_id"], number, False, 0, repeat=True)
@@ -82,6 +85,7 @@ async def accept(
             "channel": channel,
             "urgent": urgent,
             "received_at": now,
+            "source": who.actor,
         },
     )
     sent = 0 if limited else await _fan_out(conn, group, incident, member, reporter_phone, text, now)

@@ -199,4 +199,5 @@ async def _accept(conn: AsyncConnection, request: web.Request, body: SignalIn, n
         number=intake.number,
         new_incident=intake.new_incident,
         recipients=intake.recipients,
+        limited=intake.limited,
     ).model_dump(mode="json")

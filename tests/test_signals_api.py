@@ -59,6 +59,40 @@ async def test_idempotency_key_replays_the_first_answer(client: Client, fake: Fa
     assert len(await rows(client, "SELECT id FROM signals")) == 1
 
 
+@pytest.mark.parametrize("reporter", [None, STRANGER], ids=["anonymous", "not-a-member"])
+async def test_flood_limit_holds_for_a_token(client: Client, fake: FakeTwilio, reporter: str | None) -> None:
+    """A device (or a leaked token) without a member behind it: the sixth signal in ten minutes
+    joins the incident and reaches nobody, as for an SMS sender."""
+    group = await make_group(client, 3)
+    token = await _source_token(client, group["id"])
+    extra = {"reporter_phone": reporter} if reporter else {}
+    for n in range(5):
+        answer = await _post(client, token, {"group_id": group["id"], "text": f"alarm {n}", **extra})
+        assert (answer["recipients"], answer["limited"]) == (3, False)
+    answer = await _post(client, token, {"group_id": group["id"], "text": "alarm 5", **extra})
+    assert (answer["recipients"], answer["limited"], answer["number"]) == (0, True, 1)
+    # Another token of the group has a limit of its own.
+    other = await _post(
+        client, await _source_token(client, group["id"]), {"group_id": group["id"], "text": "x"}
+    )
+    assert other["recipients"] == 3
+    await settled(client)
+    assert len(fake.messages) == 6 * 3
+    assert len(await rows(client, "SELECT id FROM signals")) == 7
+
+
+async def test_repeat_from_a_token_is_one_signal(client: Client, fake: FakeTwilio) -> None:
+    """The same text from the same token within a minute (a device posting twice) is one signal."""
+    group = await make_group(client, 2)
+    token = await _source_token(client, group["id"])
+    first = await _post(client, token, {"group_id": group["id"], "text": "Glasbreuk"})
+    again = await _post(client, token, {"group_id": group["id"], "text": "glasbreuk"})
+    assert again["signal_id"] == first["signal_id"]
+    assert again["recipients"] == 0
+    await settled(client)
+    assert len(fake.messages) == 2
+
+
 async def test_source_token_is_scoped_to_its_group(client: Client) -> None:
     """A source token cannot post to another group, which looks exactly like a missing one."""
     group = await make_group(client, 1)

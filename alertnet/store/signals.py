@@ -170,23 +170,31 @@ async def add_signal(conn: AsyncConnection, values: Row) -> int:
     return int((await conn.execute(_ADD_SIGNAL, values)).scalar_one())
 
 
-_RECENT_SIGNALS = (
-    sa.select(
-        signals_table.c.id, signals_table.c.incident_id, signals_table.c.text, signals_table.c.received_at
-    )
-    .where(
-        signals_table.c.group_id == sa.bindparam("group_id"),
-        signals_table.c.member_id == sa.bindparam("member_id"),
-        signals_table.c.received_at >= sa.bindparam("since"),
-    )
-    .order_by(signals_table.c.received_at.desc())
+_RECENT = sa.select(
+    signals_table.c.id, signals_table.c.incident_id, signals_table.c.text, signals_table.c.received_at
+).order_by(signals_table.c.received_at.desc())
+_SINCE = (
+    signals_table.c.group_id == sa.bindparam("group_id"),
+    signals_table.c.received_at >= sa.bindparam("since"),
+)
+_RECENT_OF_MEMBER = _RECENT.where(*_SINCE, signals_table.c.member_id == sa.bindparam("member_id"))
+# As ix_signals_source is partial, the query repeats its condition.
+_RECENT_OF_SOURCE = _RECENT.where(
+    *_SINCE, signals_table.c.member_id.is_(None), signals_table.c.source == sa.bindparam("source")
 )
 
 
-async def recent_signals(conn: AsyncConnection, group_id: int, member_id: int, since: datetime) -> list[Row]:
-    """A member's signals to a group since a time, newest first."""
-    params = {"group_id": group_id, "member_id": member_id, "since": since}
-    return [dict(row._mapping) for row in await conn.execute(_RECENT_SIGNALS, params)]
+async def recent_signals(
+    conn: AsyncConnection, group_id: int, since: datetime, *, member_id: int | None, source: str
+) -> list[Row]:
+    """A sender's signals to a group since a time, newest first: a member's, or else those with no
+    member from the same source (a device's token)."""
+    params: dict[str, Any] = {"group_id": group_id, "since": since}
+    if member_id is not None:
+        rows = await conn.execute(_RECENT_OF_MEMBER, {**params, "member_id": member_id})
+    else:
+        rows = await conn.execute(_RECENT_OF_SOURCE, {**params, "source": source})
+    return [dict(row._mapping) for row in rows]
 
 
 async def incident_number(conn: AsyncConnection, incident_id: int) -> int:

@@ -213,6 +213,18 @@ signals = sa.Table(
     sa.Column("channel", sa.String(8), nullable=False),
     sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("received_at", UTCDateTime(), nullable=False),
+    #: Who sent it, as the audit log names them ("member:ID", "token:ID"): the flood limit and
+    #: repeat guard of a signal with no member behind it (a device's token) go by it.
+    sa.Column("source", sa.String(80), nullable=True),
+    # Only signals with no member: the SMS path (always a member) pays nothing for it.
+    sa.Index(
+        "ix_signals_source",
+        "group_id",
+        "source",
+        "received_at",
+        sqlite_where=sa.text("member_id IS NULL"),
+        postgresql_where=sa.text("member_id IS NULL"),
+    ),
 )
 
 #: Every inbound MessageSid, claimed once: Twilio's retries and replays do nothing.
