@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import membership
+from . import engine, membership
 from .auth import Principal, Role
 from .errors import BadInput, Conflict, Forbidden, NotFound
 from .phones import mask
@@ -26,6 +26,7 @@ from .schemas import (
     TokenIn,
 )
 from .store import audit, groups, neighbourhoods, tokens
+from .store import incidents as incident_store
 from .store import signals as signal_store
 
 Row = dict[str, Any]
@@ -159,6 +160,9 @@ async def update_group(
 
 async def delete_group(conn: AsyncConnection, who: Principal, group_id: int, now: datetime) -> None:
     current = await group(conn, who, group_id)
+    # Before the members go: the allies and responders alerted hear it, and no chain goes on paging.
+    for incident_id in await incident_store.unresolved_ids(conn, group_id):
+        await engine.close(conn, incident_id, now, "group_deleted", who)
     removed = await groups.delete_group(conn, group_id, now)
     await audit.append(
         conn,

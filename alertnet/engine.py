@@ -290,13 +290,16 @@ async def _tell_allies(
     await _send(conn, incident, news, list(unique.values()), Purpose.update, now, context)
 
 
+#: What the people alerted hear when the system closed an incident.
+_OUTCOMES = {"expired": "outcome_expired", "group_deleted": "outcome_group_deleted"}
+
+
 def _outcome_text(lang: str, context: Context) -> str:
     if context.outcome:
         return context.outcome.rstrip(".") + "."
     if context.false_alarm:
         return messages.render("outcome_false_alarm", lang)
-    key = "outcome_expired" if context.resolution == "expired" else "outcome_default"
-    return messages.render(key, lang)
+    return messages.render(_OUTCOMES.get(context.resolution or "", "outcome_default"), lang)
 
 
 async def _send(
@@ -379,8 +382,11 @@ async def delivery_failed(
         )
 
 
-async def expire(conn: AsyncConnection, incident_id: int, now: datetime) -> None:
-    """Resolve an incident that has been silent too long; everyone alerted hears it."""
+async def close(
+    conn: AsyncConnection, incident_id: int, now: datetime, resolution: str, who: Who = SYSTEM
+) -> None:
+    """Resolve an incident that nobody closed (silent too long, its group deleted); everyone alerted
+    hears why, and its chain stops."""
     incident = await store.get(conn, incident_id, lock=True)
     if incident is not None and incident["state"] != State.resolved:
-        await decide(conn, incident, Resolve(), now, Context(resolution="expired"))
+        await decide(conn, incident, Resolve(), now, Context(who=who, resolution=resolution))

@@ -154,6 +154,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "nl": "geen nieuwe meldingen meer.",
         "en": "no new reports.",
     },
+    "outcome_group_deleted": {
+        "nl": "de groep is opgeheven.",
+        "en": "the group was removed.",
+    },
     "nobody_answered": {
         "nl": "[{group} #{n}] Geen hulpverlener antwoordde. Bij gevaar: bel 112. Geen spoed: 0900-8844.",
         "en": "[{group} #{n}] No responder answered. In danger: call 112. No emergency: 0900-8844.",

@@ -111,7 +111,7 @@ class TimerWorker:
             silent = await store.silent_since(conn, now - self.expiry)
         for incident_id in silent:
             async with write(self.db) as conn:
-                await engine.expire(conn, incident_id, now)
+                await engine.close(conn, incident_id, now, "expired")
         if silent:
             log.info("incidents_expired", count=len(silent))
             self.notify_sender()

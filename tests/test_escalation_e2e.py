@@ -288,3 +288,25 @@ async def test_a_responders_opt_out_follows_the_number(client: Client, fake: Fak
     assert moved["opted_out_at"] is None
     taken = await call(client, "PATCH", f"/api/v1/responders/{backup}", {"phone": OFFICER})
     assert taken["opted_out_at"] is not None
+
+
+async def test_deleting_the_group_ends_its_incidents(client: Client, fake: FakeTwilio) -> None:
+    """A group deleted mid-escalation: its incident is resolved, the officer hears why, and the
+    chain does not go on to the backup."""
+    group = await make_escalating_group(client, 2, steps=[(OFFICER, 1), (BACKUP, 1)])
+    await sms(client, ally(0), "Er is brand in de container")
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
+    await call(client, "DELETE", f"/api/v1/groups/{group['id']}", expect=204)
+    assert await rows(client, "SELECT state, resolution FROM incidents") == [("resolved", "group_deleted")]
+    await until(lambda: any("opgeheven" in body for body in fake.to(OFFICER)))
+    # Every timer the incident had comes due and is handled: the chain had its chance to go on.
+    for _ in range(500):
+        if not await rows(client, "SELECT id FROM timers WHERE fired_at IS NULL"):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("a timer never fired")
+    await settled(client)
+    assert paged(fake, BACKUP) == []
+    incident = await call(client, "GET", "/api/v1/incidents/1", expect=200)
+    assert incident["state"] == "resolved"

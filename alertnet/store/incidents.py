@@ -63,6 +63,13 @@ async def latest_unresolved(conn: AsyncConnection, group_id: int) -> Row | None:
     return dict(row._mapping) if row else None
 
 
+async def unresolved_ids(conn: AsyncConnection, group_id: int) -> list[int]:
+    query = sa.select(incidents.c.id).where(
+        incidents.c.group_id == group_id, incidents.c.state != State.resolved
+    )
+    return list(await conn.scalars(query.order_by(incidents.c.id)))
+
+
 # The id's parameter is not named after a column: the others name the columns to set.
 _UPDATE = incidents.update().where(incidents.c.id == sa.bindparam("incident_id_"))
 
