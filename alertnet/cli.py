@@ -30,6 +30,12 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def _with_engine(settings: Settings, work: Callable[[Any], Awaitable[int]], *, migrate: bool = True) -> int:
+    file = db.sqlite_file(db.async_url(settings.database_url))
+    if not migrate and file is not None and not file.exists():
+        # SQLite would create an empty file: a mistyped backup path would look like a bad database.
+        print(f"alertnet: no database file at {file}", file=sys.stderr)
+        return 2
+
     async def run() -> int:
         engine = db.create_engine(settings.database_url)
         try:
@@ -219,8 +225,8 @@ def parser() -> argparse.ArgumentParser:
         description="Seed a demo neighbourhood (a group with allies, a coordinator and a "
         "buurtregisseur) and run the service with the console SMS provider.",
     )
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
+    p.add_argument("--host", help="address to listen on [ALERTNET_HOST, 127.0.0.1]")
+    p.add_argument("--port", type=int, help="port to listen on [ALERTNET_PORT, 8080]")
     p.add_argument(
         "--database-url", help="database to seed and serve [ALERTNET_DATABASE_URL, sqlite:///alertnet.db]"
     )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sys
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -74,6 +77,15 @@ async def seed(engine: Any) -> tuple[str, dict[str, Any]]:
     return secret, {"neighbourhood_id": hood_id}
 
 
+def _invocation() -> str:
+    """How this shell calls alertnet, so the commands the demo prints work when copied."""
+    invoked = Path(sys.argv[0])
+    if invoked.name != "alertnet":  # python -m alertnet
+        return f"{sys.executable} -m alertnet"
+    on_path = shutil.which("alertnet")
+    return "alertnet" if on_path and Path(on_path).resolve() == invoked.resolve() else str(invoked)
+
+
 def run(settings: Settings) -> int:
     async def prepare() -> tuple[str, dict[str, Any]]:
         engine = db.create_engine(settings.database_url)
@@ -86,7 +98,7 @@ def run(settings: Settings) -> int:
     secret, _ = asyncio.run(prepare())
     settings = settings.model_copy(update={"admin_token": SecretStr(secret)})
     base = f"http://{settings.host}:{settings.port}"
-    sms = "alertnet sms" + ("" if settings.port == 8080 else f" --url {base}")
+    sms = f"{_invocation()} sms" + ("" if settings.port == 8080 else f" --url {base}")
     print(
         f"""
 alertnet demo: {NAME}, group "Molenwijk Noord" (join code MOLEN), 5 allies, a coordinator,

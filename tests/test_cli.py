@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import socket
 import sqlite3
 import subprocess
@@ -24,7 +26,9 @@ HEAD = max(
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTNET_")}
-    env.update(ALERTNET_DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}", ALERTNET_LOG_FORMAT="json", **extra)
+    env.update(
+        {"ALERTNET_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "ALERTNET_LOG_FORMAT": "json", **extra}
+    )
     return env
 
 
@@ -153,8 +157,69 @@ def test_help(tmp_path: Path, command: list[str]) -> None:
 
 def test_audit_verify_does_not_migrate(tmp_path: Path) -> None:
     """Verifying a database that has no schema says so and writes nothing."""
+    sqlite3.connect(tmp_path / "cli.db").close()
     done = run(tmp_path, "audit", "verify")
     assert done.returncode == 2
     assert "alertnet migrate" in done.stderr
     with sqlite3.connect(tmp_path / "cli.db") as conn:
         assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+
+@pytest.mark.slow
+def test_demo_as_a_newcomer_runs_it(tmp_path: Path) -> None:
+    """`alertnet demo` seeds, serves, and prints commands that work as printed: the first signal
+    reaches the four other allies and the coordinator, shown in the demo's terminal, masked."""
+    port = free_port()
+    out = tmp_path / "demo.out"
+    with out.open("w") as sink:
+        proc = subprocess.Popen(
+            [*ALERTNET, "demo", "--port", str(port)],
+            env=_env(tmp_path),
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "Stop with Ctrl-C." not in out.read_text() or not _answers(f"http://127.0.0.1:{port}/healthz"):
+            assert proc.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.1)
+        banner = out.read_text()
+        (command,) = re.findall(
+            r"^  (.+ sms .+ \"Verdachte man bij de fietsenstalling\")$", banner, re.MULTILINE
+        )
+        done = subprocess.run(
+            shlex.split(command), env=_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0, done.stderr
+        assert (
+            done.stdout.strip()
+            == "reply: Melding #1 is doorgestuurd naar 5 bondgenoten. In gevaar? Bel eerst 112."
+        )
+        while out.read_text().count("  SMS to ") < 5:
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.1)
+        shown = out.read_text().split("Stop with Ctrl-C.", 1)[1]
+        assert "  | [Molenwijk Noord #1] Verdachte man bij de fietsenstalling - Ans" in shown
+        assert "SMS to +31 6 •• •• 50 02 (1 segment)" in shown
+        assert not re.search(r"\+316\d{8}", shown), shown
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return get(url)[0] == 200
+    except OSError:
+        return False
+
+
+def test_audit_verify_of_a_missing_file(tmp_path: Path) -> None:
+    """A mistyped backup path is named, not created as an empty database."""
+    missing = tmp_path / "backup-2026-11-24.db"
+    done = run(tmp_path, "audit", "verify", ALERTNET_DATABASE_URL=f"sqlite:///{missing}")
+    assert done.returncode == 2
+    assert f"no database file at {missing}" in done.stderr
+    assert not missing.exists()

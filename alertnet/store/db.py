@@ -45,14 +45,21 @@ def create_engine(url: str) -> AsyncEngine:
     )
 
 
+def sqlite_file(url: sa.URL) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL or a database in memory."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
 @contextmanager
 def checkpointing(engine: AsyncEngine) -> Iterator[None]:
     """For a serving process: on a SQLite file, its WAL is checkpointed on a thread of its own."""
-    path = engine.url.database
-    if engine.dialect.name != "sqlite" or not path or path == ":memory:":
+    path = sqlite_file(engine.url)
+    if path is None:
         yield
         return
-    with sqlite.checkpointing(path):
+    with sqlite.checkpointing(str(path)):
         yield
 
 
