@@ -3,9 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install run demo test lint format bench clean
+.PHONY: help install run demo test lint format bench clean
 
 install: $(BIN)/alertnet
+
+help:
+	@echo "make install   create .venv and install alertnet with its dev tools"
+	@echo "make demo      run the demo: SQLite, console SMS, a seeded neighbourhood"
+	@echo "make run       alertnet serve (ALERTNET_* settings from the environment)"
+	@echo "make test      the tests, on SQLite and PostgreSQL"
+	@echo "make lint      ruff and mypy --strict;  make format  fix formatting"
+	@echo "make bench     throughput and latency figures (a report, not a test)"
+	@echo "make clean     remove .venv and caches"
 
 $(BIN)/alertnet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
