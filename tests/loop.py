@@ -71,6 +71,16 @@ async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def timers_fired(client: Client, timeout_s: float = 15.0) -> None:
+    """Wait until every timer has come due and been handled (fired, or found stale): what a chain
+    could still do, it has done. Better than sleeping past a deadline on a slow machine."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while await rows(client, "SELECT id FROM timers WHERE fired_at IS NULL"):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out waiting for the timers to fire")
+        await asyncio.sleep(0.02)
+
+
 async def settled(client: Client) -> None:
     """Wait until the outbox is empty (every job sent or given up) and its outcomes are recorded."""
 

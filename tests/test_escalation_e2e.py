@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,7 +9,7 @@ import pytest
 
 from .conftest import Client, call
 from .fake_twilio import FakeTwilio, permanent
-from .loop import BACKUP, OFFICER, ally, make_escalating_group, rows, settled, sms, until
+from .loop import BACKUP, OFFICER, ally, make_escalating_group, rows, settled, sms, timers_fired, until
 
 COORDINATOR = "+31620000001"
 
@@ -65,7 +64,7 @@ async def test_ally_ok_prevents_the_ack_escalation(client: Client, fake: FakeTwi
     await until(lambda: any("Een buur gaat kijken" in b for b in fake.to(ally(2))))
     await until(lambda: any("Een buur gaat kijken" in b for b in fake.to(ally(0))))  # the reporter too
     assert not any("Een buur gaat kijken" in b for b in fake.to(ally(1)))
-    await asyncio.sleep(1.5)
+    await timers_fired(client)
     await settled(client)
     assert paged(fake, OFFICER) == []
     assert (await rows(client, "SELECT state FROM incidents"))[0] == ("acknowledged",)
@@ -88,7 +87,7 @@ async def test_responder_ok_stops_the_chain(client: Client, fake: FakeTwilio) ->
     _, replies = await sms(client, OFFICER, "OK 1")
     assert replies[0].startswith("Bedankt.")
     await until(lambda: any("ingeschakeld" in b for b in fake.to(ally(1))))
-    await asyncio.sleep(1.5)
+    await timers_fired(client)
     await settled(client)
     assert paged(fake, BACKUP) == []
 
@@ -299,13 +298,7 @@ async def test_deleting_the_group_ends_its_incidents(client: Client, fake: FakeT
     await call(client, "DELETE", f"/api/v1/groups/{group['id']}", expect=204)
     assert await rows(client, "SELECT state, resolution FROM incidents") == [("resolved", "group_deleted")]
     await until(lambda: any("opgeheven" in body for body in fake.to(OFFICER)))
-    # Every timer the incident had comes due and is handled: the chain had its chance to go on.
-    for _ in range(500):
-        if not await rows(client, "SELECT id FROM timers WHERE fired_at IS NULL"):
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError("a timer never fired")
+    await timers_fired(client)
     await settled(client)
     assert paged(fake, BACKUP) == []
     incident = await call(client, "GET", "/api/v1/incidents/1", expect=200)
