@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
 from collections.abc import AsyncIterator
@@ -487,22 +486,27 @@ class TestStatusCallbacks:
 
 
 class TestWakeUps:
+    @pytest.fixture
+    def long_poll(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The sender polls every 30 s from its start: only a wake-up can send within the test."""
+        from alertnet import sender
+
+        monkeypatch.setattr(sender, "POLL_S", 30.0)
+
     async def test_another_process_commit_wakes_the_sender(
-        self, client: Client, fake: FakeTwilio, database_kind: str, monkeypatch: pytest.MonkeyPatch
+        self, long_poll: None, client: Client, fake: FakeTwilio, database_kind: str
     ) -> None:
         """On PostgreSQL, another process's committed jobs are sent at once (NOTIFY), not at the next poll."""
         if database_kind != "postgresql":
             pytest.skip("LISTEN/NOTIFY is PostgreSQL's; one SQLite process wakes its own sender")
         from datetime import UTC, datetime
 
-        from alertnet import keys, sender
+        from alertnet import keys
         from alertnet.delivery import Purpose
         from alertnet.store import db, outbox
 
         await make_group(client, 2)
         ((member_id,),) = await rows(client, f"SELECT id FROM members WHERE phone = '{ally(1)}'")
-        monkeypatch.setattr(sender, "POLL_S", 30.0)
-        await asyncio.sleep(1.2)  # let the sender finish its current (short) poll and start a long one
         other = db.create_engine(client.app[keys.settings].database_url)
         try:
             async with db.write(other) as conn:
