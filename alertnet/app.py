@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app[keys.settings] = settings
     app[keys.clock] = clock
     app[keys.metrics] = Metrics()
+    app[keys.budgets] = {}
     app.cleanup_ctx.extend([database, provider, sender, timer_worker, notify.listener, housekeeping])
     routes.setup(app)
     return app

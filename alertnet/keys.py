@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .auth import Principal
 from .metrics import Metrics
 from .settings import Settings
+from .throttle import Bucket
 
 if TYPE_CHECKING:
     from .providers import Provider
@@ -24,6 +25,8 @@ engine: web.AppKey[AsyncEngine] = web.AppKey("engine")
 #: Returns the current time, timezone-aware UTC; tests may replace it.
 clock: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 metrics: web.AppKey[Metrics] = web.AppKey("metrics")
+#: Each token's budget of signals posted to the API (`webhooks.SIGNAL_BUDGET`), in this process.
+budgets: web.AppKey[dict[str, Bucket]] = web.AppKey("budgets")
 provider: web.AppKey[Provider] = web.AppKey("provider")
 sender: web.AppKey[Sender] = web.AppKey("sender")
 timers: web.AppKey[TimerWorker] = web.AppKey("timers")

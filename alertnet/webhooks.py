@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+import time
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -13,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from . import delivery, engine, inbound, keys, phones, signals
+from . import delivery, engine, inbound, keys, phones, signals, throttle
+from .auth import Role
 from .bodies import json_body
-from .errors import BadInput, Forbidden, NotFound, Unprocessable, UnsupportedMediaType
+from .errors import BadInput, Forbidden, NotFound, TooManyRequests, Unprocessable, UnsupportedMediaType
 from .middleware import principal
 from .schemas import SignalAccepted, SignalIn
 from .store import db, outbox
@@ -26,6 +29,9 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 # Twilio's ids are 34 characters (SM + 32 hex), its error codes five digits: room to spare, no more.
 _SID = re.compile(r"[A-Za-z0-9]{1,64}")
 _ERROR_CODE = re.compile(r"[0-9]{1,10}")
+#: Signals one source token may post: Grafana OnCall's 300 per 5 minutes per integration. Far above
+#: any device's need (the flood limit already holds back its fan-outs); it bounds a runaway one's writes.
+SIGNAL_BUDGET = throttle.Budget(burst=300, per_s=1.0)
 
 
 async def _twilio_form(request: web.Request) -> dict[str, str]:
@@ -141,10 +147,23 @@ def _idempotency_key(request: web.Request) -> str | None:
     return key
 
 
+def _spend_budget(request: web.Request, actor: str) -> None:
+    budgets = request.app[keys.budgets]
+    budgets[actor], wait = throttle.spend(SIGNAL_BUDGET, budgets.get(actor), time.monotonic())
+    if wait:
+        raise TooManyRequests(
+            f"more than {SIGNAL_BUDGET.burst} signals from this token in a short time; "
+            f"try again in {math.ceil(wait)} s",
+            retry_after_s=math.ceil(wait),
+        )
+
+
 async def post_signal(request: web.Request) -> web.Response:
+    who = principal(request)
+    if who.role == Role.source:  # devices and apps; coordinators and admins are people
+        _spend_budget(request, who.actor)
     body = await json_body(request, SignalIn)
     key = _idempotency_key(request)
-    who = principal(request)
     now = request.app[keys.clock]()
     async with db.write(request.app[keys.engine]) as conn:
         if key is not None:

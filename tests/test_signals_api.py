@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from alertnet import throttle, webhooks
+
 from .conftest import Client, bearer, call
 from .fake_twilio import FakeTwilio
 from .loop import ally, make_group, rows, settled, sms, until
@@ -79,6 +81,26 @@ async def test_flood_limit_holds_for_a_token(client: Client, fake: FakeTwilio, r
     await settled(client)
     assert len(fake.messages) == 6 * 3
     assert len(await rows(client, "SELECT id FROM signals")) == 7
+
+
+async def test_a_runaway_token_gets_429(
+    client: Client, fake: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond its budget a token is refused with 429 and Retry-After, and nothing is stored;
+    another token still gets through."""
+    monkeypatch.setattr(webhooks, "SIGNAL_BUDGET", throttle.Budget(burst=2, per_s=0.01))
+    group = await make_group(client, 2)
+    token = await _source_token(client, group["id"])
+    for n in range(2):
+        await _post(client, token, {"group_id": group["id"], "text": f"alarm {n}"})
+    response = await client.post(
+        "/api/v1/signals", json={"group_id": group["id"], "text": "alarm 2"}, headers=token
+    )
+    assert response.status == 429
+    assert response.headers["Retry-After"] == "100"
+    assert (await response.json())["error"]["code"] == "too_many_requests"
+    assert len(await rows(client, "SELECT id FROM signals")) == 2
+    await _post(client, await _source_token(client, group["id"]), {"group_id": group["id"], "text": "x"})
 
 
 async def test_repeat_from_a_token_is_one_signal(client: Client, fake: FakeTwilio) -> None:
