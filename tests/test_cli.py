@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -59,14 +60,14 @@ def get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
         return exc.code, json.loads(exc.read())
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """`alertnet serve` on a free port, stopped after the test."""
+@contextmanager
+def running(tmp_path: Path, *command: str) -> Iterator[tuple[str, Path]]:
+    """`alertnet COMMAND --port P` until it answers /healthz; its base URL and output file. Stopped after."""
     port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
+    output = tmp_path / f"{command[0]}.out"
+    with output.open("w") as out:
         proc = subprocess.Popen(
-            [*ALERTNET, "serve", "--port", str(port)],
+            [*ALERTNET, *command, "--port", str(port)],
             env=_env(tmp_path),
             cwd=tmp_path,
             stdout=out,
@@ -74,19 +75,26 @@ def server(tmp_path: Path) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while True:
             try:
                 get(base + "/healthz")
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"alertnet serve did not start: {log.read_text()}") from None
+                    raise RuntimeError(f"alertnet {command[0]} did not start: {output.read_text()}") from None
                 time.sleep(0.1)
-        yield base
+        yield base, output
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """`alertnet serve` on a free port, stopped after the test."""
+    with running(tmp_path, "serve") as (base, _):
+        yield base
 
 
 @pytest.mark.slow
@@ -169,23 +177,8 @@ def test_audit_verify_does_not_migrate(tmp_path: Path) -> None:
 def test_demo_as_a_newcomer_runs_it(tmp_path: Path) -> None:
     """`alertnet demo` seeds, serves, and prints commands that work as printed: the first signal
     reaches the four other allies and the coordinator, shown in the demo's terminal, masked."""
-    port = free_port()
-    out = tmp_path / "demo.out"
-    with out.open("w") as sink:
-        proc = subprocess.Popen(
-            [*ALERTNET, "demo", "--port", str(port)],
-            env=_env(tmp_path),
-            cwd=tmp_path,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while "Stop with Ctrl-C." not in out.read_text() or not _answers(f"http://127.0.0.1:{port}/healthz"):
-            assert proc.poll() is None, out.read_text()
-            assert time.monotonic() < deadline, out.read_text()
-            time.sleep(0.1)
-        banner = out.read_text()
+    with running(tmp_path, "demo") as (_, out):
+        banner = out.read_text()  # printed before it serves
         (command,) = re.findall(
             r"^  (.+ sms .+ \"Verdachte man bij de fietsenstalling\")$", banner, re.MULTILINE
         )
@@ -197,6 +190,7 @@ def test_demo_as_a_newcomer_runs_it(tmp_path: Path) -> None:
             done.stdout.strip()
             == "reply: Melding #1 is doorgestuurd naar 5 bondgenoten. In gevaar? Bel eerst 112."
         )
+        deadline = time.monotonic() + 30
         while out.read_text().count("  SMS to ") < 5:
             assert time.monotonic() < deadline, out.read_text()
             time.sleep(0.1)
@@ -204,16 +198,6 @@ def test_demo_as_a_newcomer_runs_it(tmp_path: Path) -> None:
         assert "  | [Molenwijk Noord #1] Verdachte man bij de fietsenstalling - Ans" in shown
         assert "SMS to +31 6 •• •• 50 02 (1 segment)" in shown
         assert not re.search(r"\+316\d{8}", shown), shown
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return get(url)[0] == 200
-    except OSError:
-        return False
 
 
 def test_audit_verify_of_a_missing_file(tmp_path: Path) -> None:
