@@ -202,8 +202,10 @@ async def stop(
     for responder in responding:
         await _audit_responder(conn, who, responder, "responder.opted_out", now)
         await _tell_coordinators(conn, responder, now)
+    # Remembered for the number, not only on its member rows: it outlives their removal, the
+    # group's deletion, and holds when the number is added again.
+    first = await store.remember_opt_out(conn, phone, now)
     if not rows:
-        first = await store.remember_opt_out(conn, phone, now)
         lang = responding[0]["language"] if responding else lang
         return messages.render("stopped", lang) if first else None
     changed = [r for r in rows if r["status"] != MemberStatus.opted_out]

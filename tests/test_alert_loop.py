@@ -278,6 +278,30 @@ class TestOptOut:
         assert fake.to(ally(2)) == []
         assert len(fake.to(ally(1))) == 1
 
+    async def test_stop_outlives_the_member_row(self, client: Client, fake: FakeTwilio) -> None:
+        """STOP, then the coordinator removes the member and adds the number again: still opted out,
+        and in between a text gets no join instructions."""
+        group = await make_group(client, 2)
+        await sms(client, ally(1), "STOP")
+        ((member_id,),) = await rows(client, f"SELECT id FROM members WHERE phone = '{ally(1)}'")
+        await call(client, "DELETE", f"/api/v1/groups/{group['id']}/members/{member_id}", expect=204)
+        assert await sms(client, ally(1), "hallo?") == (200, [])
+        added = await call(
+            client, "POST", f"/api/v1/groups/{group['id']}/members", {"phone": ally(1)}, expect=201
+        )
+        assert added["status"] == "opted_out"
+
+    async def test_stop_outlives_the_group(self, client: Client, fake: FakeTwilio) -> None:
+        """STOP, the group is deleted, the number is added to another group: still opted out."""
+        group = await make_group(client, 2)
+        other = await make_group(client, 1, join_code="BANNE", name="Banne")
+        await sms(client, ally(1), "STOP")
+        await call(client, "DELETE", f"/api/v1/groups/{group['id']}", expect=204)
+        added = await call(
+            client, "POST", f"/api/v1/groups/{other['id']}/members", {"phone": ally(1)}, expect=201
+        )
+        assert added["status"] == "opted_out"
+
     async def test_stop_with_more_words_is_a_signal(self, client: Client, fake: FakeTwilio) -> None:
         """Like Twilio, STOP counts only as the whole message."""
         await make_group(client, 2)
