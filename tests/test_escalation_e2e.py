@@ -303,3 +303,28 @@ async def test_deleting_the_group_ends_its_incidents(client: Client, fake: FakeT
     assert paged(fake, BACKUP) == []
     incident = await call(client, "GET", "/api/v1/incidents/1", expect=200)
     assert incident["state"] == "resolved"
+
+
+async def test_same_text_after_klaar_opens_a_new_incident(client: Client, fake: FakeTwilio) -> None:
+    """The repeat guard looks only at open incidents: the same text right after KLAAR is news."""
+    await make_escalating_group(client, 3, steps=[(OFFICER, 60)])
+    await sms(client, ally(0), "Brand bij de flat")
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
+    await sms(client, OFFICER, "KLAAR 1")
+    _, replies = await sms(client, ally(0), "Brand bij de flat")
+    assert replies[0].startswith("Melding #2 is doorgestuurd")
+    assert len(await rows(client, "SELECT id FROM incidents")) == 2
+
+
+async def test_flood_count_starts_again_after_klaar(client: Client, fake: FakeTwilio) -> None:
+    """Five updates about #1, KLAAR, then a new situation: it reaches the allies."""
+    await make_escalating_group(
+        client, 3, steps=[(OFFICER, 600)], coordinator=COORDINATOR, threshold_reporters=9
+    )
+    for n in range(5):
+        await sms(client, ally(0), f"Update {n} over de man bij de schuur")
+    await sms(client, COORDINATOR, "KLAAR 1")
+    _, replies = await sms(client, ally(0), "Nu staat er een auto te branden")
+    assert replies[0].startswith("Melding #2 is doorgestuurd")
+    await settled(client)
+    assert any("branden" in body for body in fake.to(ally(1)))

@@ -170,12 +170,19 @@ async def add_signal(conn: AsyncConnection, values: Row) -> int:
     return int((await conn.execute(_ADD_SIGNAL, values)).scalar_one())
 
 
-_RECENT = sa.select(
-    signals_table.c.id, signals_table.c.incident_id, signals_table.c.text, signals_table.c.received_at
-).order_by(signals_table.c.received_at.desc())
+# Only signals of incidents still open: after KLAAR the same text is news, and the flood count
+# starts again.
+_RECENT = (
+    sa.select(
+        signals_table.c.id, signals_table.c.incident_id, signals_table.c.text, signals_table.c.received_at
+    )
+    .join(incidents, incidents.c.id == signals_table.c.incident_id)
+    .order_by(signals_table.c.received_at.desc())
+)
 _SINCE = (
     signals_table.c.group_id == sa.bindparam("group_id"),
     signals_table.c.received_at >= sa.bindparam("since"),
+    incidents.c.state != State.resolved,
 )
 _RECENT_OF_MEMBER = _RECENT.where(*_SINCE, signals_table.c.member_id == sa.bindparam("member_id"))
 # As ix_signals_source is partial, the query repeats its condition.
@@ -187,8 +194,8 @@ _RECENT_OF_SOURCE = _RECENT.where(
 async def recent_signals(
     conn: AsyncConnection, group_id: int, since: datetime, *, member_id: int | None, source: str
 ) -> list[Row]:
-    """A sender's signals to a group since a time, newest first: a member's, or else those with no
-    member from the same source (a device's token)."""
+    """A sender's signals to a group's unresolved incidents since a time, newest first: a member's,
+    or else those with no member from the same source (a device's token)."""
     params: dict[str, Any] = {"group_id": group_id, "since": since}
     if member_id is not None:
         rows = await conn.execute(_RECENT_OF_MEMBER, {**params, "member_id": member_id})
