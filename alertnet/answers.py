@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import messages
 from .auth import Actor, resident
+from .commands import fold
 from .engine import Context, Who, decide
 from .engine import audit_incident as _audit
 from .escalation import AllyAck, Resolve, ResponderAck
@@ -45,24 +46,42 @@ async def answer(
     resolving: bool,
     lang: str,
     now: datetime,
+    words: tuple[str, ...] = (),
 ) -> str:
-    """OK or KLAAR by SMS, about #number or the latest open incident the sender was alerted about."""
+    """OK or KLAAR by SMS, about #number or the latest open incident the sender was alerted about.
+
+    Every group numbers its own incidents: when two open ones the sender may answer have the
+    number, `words` must name the group, or the sender is asked which.
+    """
     active = [m for m in memberships if m["status"] == "active"]
-    found = await store.latest_for(conn, phone, [m["id"] for m in active], number)
+    responders = await store.responders_by_phone(conn, phone)
+    hoods = {r["neighbourhood_id"] for r in responders}
+    groups = {m["group_id"] for m in active}
+    candidates = [
+        row
+        for row in await store.answerable(conn, phone, [m["id"] for m in active], number)
+        if row["group_id"] in groups or row["neighbourhood_id"] in hoods
+    ]
+    open_ = [row for row in candidates if row["state"] != State.resolved]
+    if number is not None and len(open_) > 1:
+        open_ = _named(open_, words) or open_
+        if len(open_) > 1:
+            word = "KLAAR" if resolving else "OK"
+            return messages.render(
+                "which_incident",
+                lang,
+                n=number,
+                groups=", ".join(row["group_name"] for row in open_),
+                example=f"{word} {number} {_distinct_word(open_)}",
+            )
+    found = open_[0] if open_ else (candidates[0] if candidates else None)
     if found is None:
         return messages.render("no_incident", lang)
     if found["state"] == State.resolved:
         return messages.render("already_resolved", lang, n=found["number"])
     incident = await store.get(conn, found["id"], lock=True)
     assert incident is not None
-    responder = next(
-        (
-            r
-            for r in await store.responders_by_phone(conn, phone)
-            if r["neighbourhood_id"] == incident["neighbourhood_id"]
-        ),
-        None,
-    )
+    responder = next((r for r in responders if r["neighbourhood_id"] == incident["neighbourhood_id"]), None)
     member = next((m for m in active if m["group_id"] == incident["group_id"]), None)
     if resolving:
         return await _resolve_by_sms(conn, incident, phone, responder, member, lang, now)
@@ -74,6 +93,19 @@ async def answer(
     who = resident(member["id"], member["role"])
     await decide(conn, incident, AllyAck(), now, Context(who=who, exclude_phone=phone))
     return messages.render("ack_thanks", member["language"], n=incident["number"])
+
+
+def _named(incidents: list[Row], words: tuple[str, ...]) -> list[Row]:
+    """The incidents whose group name has one of `words` (any case and accents)."""
+    wanted = {fold(word) for word in words}
+    return [row for row in incidents if wanted & set(fold(row["group_name"]).split())]
+
+
+def _distinct_word(incidents: list[Row]) -> str:
+    """A word of the first group's name that names it alone, for the example in the question."""
+    others = {word for row in incidents[1:] for word in fold(row["group_name"]).split()}
+    words: list[str] = incidents[0]["group_name"].split()
+    return next((word for word in reversed(words) if fold(word) not in others), words[-1])
 
 
 async def _responder_ok(

@@ -79,11 +79,14 @@ class Yes:
 @dataclass(frozen=True)
 class Ack:
     number: int | None = None
+    #: The words after the number: they may name the group when two have an incident #number.
+    words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Resolve:
     number: int | None = None
+    words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,4 +161,6 @@ def _with_arguments(words: list[str], tokens: list[str]) -> Command | None:
 def _answer(kind: type[Ack] | type[Resolve], rest: list[str]) -> Command | None:
     """An answer when it names an incident (OK 3 ...) or is short; else a signal that starts with OK."""
     number = _number(rest)
-    return kind(number) if number is not None or len(rest) <= ANSWER_MAX_EXTRA_WORDS else None
+    if number is not None:
+        return kind(number, tuple(rest[1:]))
+    return kind() if len(rest) <= ANSWER_MAX_EXTRA_WORDS else None

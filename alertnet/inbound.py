@@ -80,10 +80,10 @@ async def _dispatch(
             return done or messages.render("nothing_to_confirm", lang)
         case Yes(number=int(number)):
             return await membership.approve(conn, rows, number, lang, now)
-        case Ack(number=number):
-            return await answers.answer(conn, sms.sender, rows, number, False, lang, now)
-        case Resolve(number=number):
-            return await answers.answer(conn, sms.sender, rows, number, True, lang, now)
+        case Ack(number=number, words=words):
+            return await answers.answer(conn, sms.sender, rows, number, False, lang, now, words)
+        case Resolve(number=number, words=words):
+            return await answers.answer(conn, sms.sender, rows, number, True, lang, now, words)
         case Signal(text=text):
             return await _signal(conn, sms, rows, text, lang, now)
     return None

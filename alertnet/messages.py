@@ -178,6 +178,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "nl": "Er is geen open melding om op te antwoorden.",
         "en": "There is no open alert to answer.",
     },
+    "which_incident": {
+        "nl": "Er lopen meerdere meldingen #{n}: {groups}. Noem de groep erbij, bijvoorbeeld: {example}",
+        "en": "There are several alerts #{n}: {groups}. Name the group too, for example: {example}",
+    },
     "already_resolved": {
         "nl": "Melding #{n} is al afgesloten.",
         "en": "Alert #{n} is already closed.",

@@ -9,7 +9,18 @@ import pytest
 
 from .conftest import Client, call
 from .fake_twilio import FakeTwilio, permanent
-from .loop import BACKUP, OFFICER, ally, make_escalating_group, rows, settled, sms, timers_fired, until
+from .loop import (
+    BACKUP,
+    OFFICER,
+    ally,
+    make_escalating_group,
+    make_group,
+    rows,
+    settled,
+    sms,
+    timers_fired,
+    until,
+)
 
 COORDINATOR = "+31620000001"
 
@@ -328,3 +339,52 @@ async def test_flood_count_starts_again_after_klaar(client: Client, fake: FakeTw
     assert replies[0].startswith("Melding #2 is doorgestuurd")
     await settled(client)
     assert any("branden" in body for body in fake.to(ally(1)))
+
+
+async def _two_groups_one_officer(client: Client, fake: FakeTwilio) -> None:
+    """Molenwijk Noord and Banne, one neighbourhood, the same officer; both have an escalated #1."""
+    first = await make_escalating_group(client, 2, steps=[(OFFICER, 600)])
+    chain = {"chain": [{"responder_ids": first["responder_ids"], "timeout_s": 600}]}
+    banne = await make_group(
+        client, 0, join_code="BANNE", name="Banne", hood_id=first["neighbourhood_id"], escalation=chain
+    )
+    for n in (7, 8):
+        await call(client, "POST", f"/api/v1/groups/{banne['id']}/members", {"phone": ally(n)}, expect=201)
+    await sms(client, ally(0), "Brand in de schuur")
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
+    await sms(client, ally(7), "Wapen gezien bij de Banne")
+    await until(lambda: len(paged(fake, OFFICER)) == 2)
+
+
+async def test_klaar_with_a_number_two_groups_share_asks_which(client: Client, fake: FakeTwilio) -> None:
+    """Two open #1s the officer was paged for: "KLAAR 1" closes neither and asks which; "KLAAR 1
+    Banne" closes Banne's."""
+    await _two_groups_one_officer(client, fake)
+    _, replies = await sms(client, OFFICER, "KLAAR 1")
+    assert replies == [
+        "Er lopen meerdere meldingen #1: Banne, Molenwijk Noord. "
+        "Noem de groep erbij, bijvoorbeeld: KLAAR 1 Banne"
+    ]
+    assert await rows(client, "SELECT state FROM incidents ORDER BY id") == [("escalated",), ("escalated",)]
+    _, replies = await sms(client, OFFICER, "klaar 1 banne")
+    assert replies[0].startswith("#1 is afgesloten")
+    assert await rows(client, "SELECT state FROM incidents ORDER BY id") == [("escalated",), ("resolved",)]
+    _, replies = await sms(client, OFFICER, "KLAAR 1")  # only one open #1 is left
+    assert await rows(client, "SELECT state FROM incidents ORDER BY id") == [("resolved",), ("resolved",)]
+
+
+async def test_ok_with_a_number_prefers_the_open_incident(client: Client, fake: FakeTwilio) -> None:
+    """A member of two groups: #1 of the first is open, #1 of the second was closed later. "OK 1" is
+    about the open one."""
+    first = await make_group(client, 2, coordinator=COORDINATOR)
+    second = await make_group(
+        client, 0, join_code="BANNE", name="Banne", hood_id=first["neighbourhood_id"], coordinator=COORDINATOR
+    )
+    for phone in (ally(1), ally(5)):
+        await call(client, "POST", f"/api/v1/groups/{second['id']}/members", {"phone": phone}, expect=201)
+    await sms(client, ally(0), "Verdacht busje")
+    await sms(client, ally(5), "Verdacht in de Banne")
+    await sms(client, COORDINATOR, "KLAAR 1 Banne")
+    _, replies = await sms(client, ally(1), "OK 1")
+    assert replies[0].startswith("Dank je!")
+    assert await rows(client, "SELECT state FROM incidents ORDER BY id") == [("acknowledged",), ("resolved",)]

@@ -219,11 +219,12 @@ async def add_answer(conn: AsyncConnection, incident_id: int, kind: str, at: dat
     await conn.execute(answers.insert().values(incident_id=incident_id, kind=kind, at=at, **who))
 
 
-async def latest_for(
+async def answerable(
     conn: AsyncConnection, phone: str, member_ids: list[int], number: int | None
-) -> Row | None:
-    """The incident a person answers about: #number if given, else the latest one they were alerted
-    about or reported, not yet resolved (a given number may also name a resolved one)."""
+) -> list[Row]:
+    """The incidents a person may answer about, newest first: those they were alerted about or
+    reported; with a number, those with that number (resolved ones too), else the unresolved ones.
+    Several groups may each have a #number."""
     alerted_about = sa.select(deliveries.c.incident_id).where(
         deliveries.c.recipient_phone == phone, deliveries.c.incident_id.is_not(None)
     )
@@ -233,8 +234,8 @@ async def latest_for(
         query = query.where(incidents.c.state != State.resolved)
     else:
         query = query.where(incidents.c.number == number)
-    row = (await conn.execute(query.order_by(incidents.c.last_signal_at.desc()).limit(1))).first()
-    return dict(row._mapping) if row else None
+    rows = await conn.execute(query.order_by(incidents.c.last_signal_at.desc()).limit(20))
+    return [dict(row._mapping) for row in rows]
 
 
 async def silent_since(conn: AsyncConnection, before: datetime, limit: int = 100) -> list[int]:
