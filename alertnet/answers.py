@@ -89,6 +89,9 @@ async def answer(
         return await _responder_ok(conn, incident, responder, lang, now)
     if member is None:
         return messages.render("no_incident", lang)
+    if await store.reported_by(conn, incident["id"], member["id"]):
+        # "OK" from the reporter is no neighbour going to look: it must not stop the ack time-out.
+        return messages.render("reporter_ok", member["language"], n=incident["number"])
     await store.add_answer(conn, incident["id"], "ally_ack", now, member_id=member["id"])
     who = resident(member["id"], member["role"])
     await decide(conn, incident, AllyAck(), now, Context(who=who, exclude_phone=phone))

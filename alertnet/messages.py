@@ -178,6 +178,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "nl": "Er is geen open melding om op te antwoorden.",
         "en": "There is no open alert to answer.",
     },
+    "reporter_ok": {
+        "nl": "Je meldde #{n} zelf; je buren hebben het bericht. Wie gaat kijken, stuurt OK.",
+        "en": "You reported #{n} yourself; your neighbours have it. Whoever goes to look replies OK.",
+    },
     "which_incident": {
         "nl": "Er lopen meerdere meldingen #{n}: {groups}. Noem de groep erbij, bijvoorbeeld: {example}",
         "en": "There are several alerts #{n}: {groups}. Name the group too, for example: {example}",

@@ -388,3 +388,15 @@ async def test_ok_with_a_number_prefers_the_open_incident(client: Client, fake: 
     _, replies = await sms(client, ally(1), "OK 1")
     assert replies[0].startswith("Dank je!")
     assert await rows(client, "SELECT state FROM incidents ORDER BY id") == [("acknowledged",), ("resolved",)]
+
+
+async def test_reporter_ok_is_no_backup(client: Client, fake: FakeTwilio) -> None:
+    """The reporter's own OK does not count as a neighbour going to look: the ack time-out still
+    calls the officer, and the others do not hear that a neighbour is going."""
+    await make_escalating_group(client, 3, steps=[(OFFICER, 60)], ack_timeout_s=1)
+    await sms(client, ally(0), "Verdacht busje")
+    _, replies = await sms(client, ally(0), "OK")
+    assert replies == ["Je meldde #1 zelf; je buren hebben het bericht. Wie gaat kijken, stuurt OK."]
+    await until(lambda: len(paged(fake, OFFICER)) == 1, timeout_s=5)
+    await settled(client)
+    assert not any("Een buur gaat kijken" in body for body in fake.to(ally(1)))

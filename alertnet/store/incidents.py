@@ -204,6 +204,13 @@ async def reporting_members(conn: AsyncConnection, incident_id: int) -> list[Row
     return [dict(row._mapping) | {"responder_id": None} for row in await conn.execute(query)]
 
 
+async def reported_by(conn: AsyncConnection, incident_id: int, member_id: int) -> bool:
+    query = sa.select(signals.c.id).where(
+        signals.c.incident_id == incident_id, signals.c.member_id == member_id
+    )
+    return await conn.scalar(query.limit(1)) is not None
+
+
 async def step_deliveries(conn: AsyncConnection, incident_id: int, round_: int, step: int) -> list[str]:
     """The statuses of the pages sent for one chain position."""
     query = sa.select(deliveries.c.status).where(
