@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from .conftest import Client, call
-from .fake_twilio import FakeTwilio, permanent
+from .fake_twilio import FakeTwilio, Fault, permanent
 from .loop import (
     BACKUP,
     OFFICER,
@@ -400,3 +400,35 @@ async def test_reporter_ok_is_no_backup(client: Client, fake: FakeTwilio) -> Non
     await until(lambda: len(paged(fake, OFFICER)) == 1, timeout_s=5)
     await settled(client)
     assert not any("Een buur gaat kijken" in body for body in fake.to(ally(1)))
+
+
+async def test_responder_stop_gets_nothing_more(client: Client, fake: FakeTwilio) -> None:
+    """A responder paged for #1 texts STOP: the outcome of #1 does not reach them."""
+    await make_escalating_group(client, 2, steps=[(OFFICER, 600)])
+    await sms(client, ally(0), "Brand in de schuur")
+    await until(lambda: len(fake.to(OFFICER)) == 1)
+    _, replies = await sms(client, OFFICER, "STOP")
+    assert "START" in replies[0]
+    await call(client, "POST", "/api/v1/incidents/1/resolve", {}, expect=200)
+    await settled(client)
+    assert len(fake.to(OFFICER)) == 1
+    assert any("Afgesloten" in body for body in fake.to(ally(1)))
+
+
+async def test_responder_stop_holds_back_a_waiting_page(client: Client, fake: FakeTwilio) -> None:
+    """A page queued before the responder's STOP but not yet sent is not sent after it."""
+    refused: list[str] = []
+
+    def once(form: dict[str, str]) -> Fault | None:
+        if form["To"] == OFFICER and not refused:
+            refused.append(form["To"])
+            return Fault(503, 20500, retry_after_s=1.0)
+        return None
+
+    fake.fault = once
+    await make_escalating_group(client, 2, steps=[(OFFICER, 600)])
+    await sms(client, ally(0), "Brand in de schuur")
+    await until(lambda: bool(refused))
+    await sms(client, OFFICER, "STOP")
+    await settled(client)
+    assert fake.to(OFFICER) == []

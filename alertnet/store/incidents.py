@@ -181,8 +181,12 @@ async def alerted(conn: AsyncConnection, incident_id: int, purposes: tuple[Purpo
         .where(
             deliveries.c.incident_id == incident_id,
             deliveries.c.purpose.in_(purposes),
-            # Still reachable: an active member (not one who said STOP, left or was removed) or a responder.
-            sa.or_(members.c.status == "active", responders.c.id.is_not(None)),
+            # Still reachable: an active member (not one who said STOP, left or was removed), or a
+            # responder who did not say STOP.
+            sa.or_(
+                members.c.status == "active",
+                responders.c.opted_out_at.is_(None) & responders.c.id.is_not(None),
+            ),
         )
         .order_by(deliveries.c.id)
     )

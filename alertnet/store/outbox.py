@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .. import delivery, gsm, notify
 from ..delivery import Priority, Purpose, Status
 from ..schemas import MemberStatus
-from .tables import deliveries, members, outbox
+from .tables import deliveries, members, outbox, responders
 
 #: Rank of a stored status, in SQL, so "forward only" holds inside one UPDATE.
 _RANK_SQL = sa.case(
@@ -154,11 +154,12 @@ async def claim_due_jobs(conn: AsyncConnection, now: datetime, limit: int, lease
             deliveries.c.created_at,
             # A member who said STOP, left or was removed since the message was queued gets nothing.
             sa.or_(
-                deliveries.c.responder_id.is_not(None),
+                responders.c.opted_out_at.is_(None) & responders.c.id.is_not(None),
                 members.c.status.in_([MemberStatus.active, MemberStatus.pending]),
             ).label("reachable"),
         )
         .outerjoin(members, members.c.id == deliveries.c.member_id)
+        .outerjoin(responders, responders.c.id == deliveries.c.responder_id)
         .where(deliveries.c.id.in_(by_delivery))
     )
     jobs = [
