@@ -432,3 +432,33 @@ async def test_responder_stop_holds_back_a_waiting_page(client: Client, fake: Fa
     await sms(client, OFFICER, "STOP")
     await settled(client)
     assert fake.to(OFFICER) == []
+
+
+async def _paged_with_caller(client: Client, fake: FakeTwilio) -> None:
+    await make_escalating_group(client, 2, steps=[(OFFICER, 600)])
+    await sms(client, ally(0), "Brand in de schuur")
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
+    await settled(client)
+    assert f"Melder: {ally(0)}" in paged(fake, OFFICER)[0]
+
+
+async def test_leaving_erases_the_number_from_pages(client: Client, fake: FakeTwilio) -> None:
+    """The page carried the reporter's number to the officer; once the reporter leaves, the stored
+    page holds it masked only."""
+    await _paged_with_caller(client, fake)
+    await sms(client, ally(0), "LEAVE MOLEN")
+    ((body,),) = await rows(client, "SELECT body FROM deliveries WHERE purpose = 'escalation'")
+    assert ally(0)[3:] not in body.replace(" ", "")
+    assert "Melder: +31 6 •• •• 00 00" in body
+
+
+async def test_retention_erases_the_number_from_pages(client: Client, fake: FakeTwilio) -> None:
+    """After the retention period a stored page holds the reporter's number masked only."""
+    from alertnet import keys
+    from alertnet.store import db, retention
+
+    await _paged_with_caller(client, fake)
+    async with db.write(client.app[keys.engine]) as conn:
+        await retention.erase_older_than(conn, datetime.now(UTC) + timedelta(seconds=1))
+    ((body,),) = await rows(client, "SELECT body FROM deliveries WHERE purpose = 'escalation'")
+    assert ally(0)[3:] not in body.replace(" ", "")

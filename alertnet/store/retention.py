@@ -8,6 +8,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..delivery import Purpose
+from ..phones import mask_in_text
 from .tables import deliveries, outbox, signals
 
 #: What an erased recipient number reads as.
@@ -15,9 +17,12 @@ ERASED = ""
 
 
 async def erase_members(conn: AsyncConnection, member_ids: Sequence[int]) -> None:
-    """Forget the numbers of members who left or were removed, on their signals and messages."""
+    """Forget the numbers of members who left or were removed, on their signals and messages, and
+    in the pages about what they reported."""
     if not member_ids:
         return
+    reported = sa.select(signals.c.incident_id).where(signals.c.member_id.in_(member_ids))
+    await _mask_pages(conn, deliveries.c.incident_id.in_(reported))
     await conn.execute(
         signals.update().where(signals.c.member_id.in_(member_ids)).values(reporter_phone=None)
     )
@@ -29,18 +34,28 @@ async def erase_members(conn: AsyncConnection, member_ids: Sequence[int]) -> Non
 async def erase_older_than(conn: AsyncConnection, before: datetime) -> int:
     """Forget the numbers on signals and messages older than the retention period; returns how many."""
     pending = sa.select(outbox.c.delivery_id)
-    done = await conn.execute(
-        deliveries.update()
-        .where(
-            deliveries.c.created_at < before,
-            deliveries.c.recipient_phone != ERASED,
-            deliveries.c.id.not_in(pending),
-        )
-        .values(recipient_phone=ERASED)
+    old = (
+        deliveries.c.created_at < before,
+        deliveries.c.recipient_phone != ERASED,
+        deliveries.c.id.not_in(pending),
     )
+    await _mask_pages(conn, *old)
+    done = await conn.execute(deliveries.update().where(*old).values(recipient_phone=ERASED))
     reported = await conn.execute(
         signals.update()
         .where(signals.c.received_at < before, signals.c.reporter_phone.is_not(None))
         .values(reporter_phone=None)
     )
     return (done.rowcount or 0) + (reported.rowcount or 0)
+
+
+async def _mask_pages(conn: AsyncConnection, *where: sa.ColumnElement[bool]) -> None:
+    """A page carries the reporter's number for the responder (`share_reporter_phone`): masked once
+    the number must go, with any other number in the texts it quotes."""
+    query = sa.select(deliveries.c.id, deliveries.c.body).where(
+        deliveries.c.purpose == Purpose.escalation, *where
+    )
+    for delivery_id, body in (await conn.execute(query)).all():
+        masked = mask_in_text(body)
+        if masked != body:
+            await conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(body=masked))
