@@ -135,6 +135,7 @@ async def _resolve_by_sms(
     if responder is not None:
         who: Who = Actor(f"responder:{responder['id']}", "responder")
         by: Row = {"responder_id": responder["id"]}
+        lang = responder["language"]
     elif member is not None and member["role"] == "coordinator":
         who, by = resident(member["id"], "coordinator"), {"member_id": member["id"]}
     else:

@@ -70,6 +70,7 @@ def view(incident: Row) -> Incident:
         step=incident["escalation_step"],
         responder_acked=incident["responder_ack_at"] is not None,
         ally_acked=incident["acknowledged_at"] is not None,
+        exhausted=incident["exhausted_at"] is not None,
     )
 
 

@@ -48,6 +48,8 @@ class Incident:
     step: int | None = None
     responder_acked: bool = False
     ally_acked: bool = False
+    #: The chain ran out and the coordinators were told.
+    exhausted: bool = False
 
 
 # Events
@@ -249,6 +251,26 @@ def _on_timer(
     return walk(policy, event.round, event.step + 1, now, on_duty, incident.version + 1)
 
 
+def _on_responder_ack(incident: Incident) -> list[Action]:
+    if incident.responder_acked:
+        return []
+    # Before any escalation (a responder who is also a member): acknowledged, as by an ally.
+    acked = transition(incident.state, StateEvent.responder_ack)
+    state = [SetState(acked)] if acked not in (None, incident.state) else []
+    return [*state, StopChain(incident.version + 1), TellAllies("responder_on_it")]
+
+
+def _on_step_failed(
+    policy: EscalationPolicy, incident: Incident, event: StepFailed, now: datetime, on_duty: frozenset[int]
+) -> list[Action]:
+    current = (incident.round, incident.step) == (event.round, event.step)
+    if incident.state != State.escalated or incident.responder_acked or not current:
+        return [Stale("not the current step")]
+    if incident.exhausted:  # a late bounce of the last page: the coordinators know already
+        return [Stale("the chain ran out")]
+    return walk(policy, event.round, event.step + 1, now, on_duty, incident.version + 1)
+
+
 def next_actions(
     policy: EscalationPolicy, incident: Incident, event: EventType, now: datetime, on_duty: frozenset[int]
 ) -> list[Action]:
@@ -265,14 +287,9 @@ def next_actions(
             actions: list[Action] = [SetState(next_state)] if next_state else []
             return actions if incident.ally_acked else [*actions, TellAllies("ally_going")]
         case ResponderAck():
-            if incident.responder_acked:
-                return []
-            return [StopChain(incident.version + 1), TellAllies("responder_on_it")]
-        case StepFailed(round=round_, step=step):
-            current = (incident.round, incident.step) == (round_, step)
-            if incident.state != State.escalated or incident.responder_acked or not current:
-                return [Stale("not the current step")]
-            return walk(policy, round_, step + 1, now, on_duty, incident.version + 1)
+            return _on_responder_ack(incident)
+        case StepFailed():
+            return _on_step_failed(policy, incident, event, now, on_duty)
         case Resolve():
             return [SetState(State.resolved), StopChain(incident.version + 1), TellAllies("outcome")]
     return []

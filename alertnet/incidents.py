@@ -34,6 +34,7 @@ class Event(StrEnum):
 
 _TRANSITIONS: dict[tuple[State, Event], State] = {
     (State.open, Event.ally_ack): State.acknowledged,
+    (State.open, Event.responder_ack): State.acknowledged,
     (State.open, Event.escalate): State.escalated,
     (State.acknowledged, Event.escalate): State.escalated,
     (State.escalated, Event.responder_ack): State.escalated,

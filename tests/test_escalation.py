@@ -136,6 +136,16 @@ class TestChain:
             Stale("not the current step")
         ]
 
+    def test_late_bounce_after_the_chain_ran_out_is_stale(self) -> None:
+        """The last page bounces after its time-out ended the chain: the coordinators were told once."""
+        done = replace(self.ESCALATED, round=1, step=1, exhausted=True)
+        assert next_actions(POLICY, done, StepFailed(1, 1), T0, EVERYONE) == [Stale("the chain ran out")]
+
+    def test_responder_ok_before_escalation_acknowledges(self) -> None:
+        """A responder who is also a member answers OK to an open incident: acknowledged."""
+        actions = next_actions(POLICY, OPEN, ResponderAck(), T0, EVERYONE)
+        assert actions == [SetState(State.acknowledged), StopChain(1), TellAllies("responder_on_it")]
+
     def test_responder_ok_stops_the_chain(self) -> None:
         """A responder's OK invalidates the step timer and tells the allies."""
         actions = next_actions(POLICY, self.ESCALATED, ResponderAck(), T0, EVERYONE)
@@ -196,8 +206,10 @@ def _apply(incident: Incident, actions: list[object], timers: list[Schedule]) ->
                 incident = replace(incident, state=state)
             case Page(round=r, step=s, version=v):
                 incident = replace(incident, round=r, step=s, version=v)
-            case StopChain(version=v) | Exhausted(version=v):
+            case StopChain(version=v):
                 incident = replace(incident, version=v)
+            case Exhausted(version=v):
+                incident = replace(incident, version=v, exhausted=True)
             case Schedule():
                 timers.append(action)
             case TellAllies(news="ally_going"):
@@ -210,11 +222,13 @@ def _apply(incident: Incident, actions: list[object], timers: list[Schedule]) ->
 @settings(max_examples=300)
 @given(st.lists(EVENTS, max_size=25), st.frozensets(st.sampled_from([1, 2, 3])))
 def test_invariants_hold_for_any_event_sequence(events: list[str], on_duty: frozenset[int]) -> None:
-    """Never a page after resolve or a responder's OK; never an off-duty responder; steps in chain order."""
+    """Never a page after resolve or a responder's OK; never an off-duty responder; steps in chain
+    order; the coordinators hear at most once that the chain ran out."""
     incident, timers, now = OPEN, [], T0
     actions = next_actions(POLICY, incident, Opened(urgent=False), now, on_duty)
     incident = _apply(incident, actions, timers)
     paged_positions: list[tuple[int, int]] = []
+    exhausted = 0
     reporters = 1
     for name in events:
         now += timedelta(seconds=61)
@@ -247,6 +261,8 @@ def test_invariants_hold_for_any_event_sequence(events: list[str], on_duty: froz
             paged_positions.append((page.round, page.step))
         if before.state == State.resolved:
             assert all(isinstance(a, Stale) for a in actions)
+        exhausted += sum(isinstance(a, Exhausted) for a in actions)
+        assert exhausted <= 1
         incident = _apply(incident, actions, timers)
 
 

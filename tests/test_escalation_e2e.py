@@ -462,3 +462,17 @@ async def test_retention_erases_the_number_from_pages(client: Client, fake: Fake
         await retention.erase_older_than(conn, datetime.now(UTC) + timedelta(seconds=1))
     ((body,),) = await rows(client, "SELECT body FROM deliveries WHERE purpose = 'escalation'")
     assert ally(0)[3:] not in body.replace(" ", "")
+
+
+async def test_responder_answers_are_in_their_language(client: Client, fake: FakeTwilio) -> None:
+    """An English-speaking officer gets both the OK and the DONE reply in English."""
+    group = await make_escalating_group(client, 2, steps=[(OFFICER, 600)])
+    await call(
+        client, "PATCH", f"/api/v1/responders/{group['responder_ids'][0]}", {"language": "en"}, expect=200
+    )
+    await sms(client, ally(0), "Brand")
+    await until(lambda: len(fake.to(OFFICER)) == 1)
+    _, ok = await sms(client, OFFICER, "OK")
+    _, done = await sms(client, OFFICER, "DONE")
+    assert ok[0].startswith("Thank you")
+    assert done[0].startswith("#1 is closed")
