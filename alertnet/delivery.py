@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
-#: After this many attempts a transient failure is given up on and the delivery fails.
-MAX_ATTEMPTS = 10
+#: A transient failure is retried while the message is valid (`VALIDITY_S`): a Twilio outage of
+#: 20 minutes must not lose an alert. This cap only bounds a provider that fails in a loop.
+MAX_ATTEMPTS = 40
 BASE_DELAY_S = 1.0
 MAX_DELAY_S = 300.0
 #: Provider codes that mean the recipient opted out at the carrier.
@@ -94,16 +95,19 @@ class GiveUp:
 
 
 def after_failure(
-    *, attempts: int, permanent: bool, retry_after_s: float | None, jitter: float
+    *, attempts: int, permanent: bool, retry_after_s: float | None, jitter: float, expires_in_s: float
 ) -> Retry | GiveUp:
     """What to do after a failed attempt; `jitter` in [0, 1) is drawn by the caller.
 
-    Exponential backoff with equal jitter, never sooner than the provider's Retry-After.
+    Exponential backoff with equal jitter, never sooner than the provider's Retry-After, for as
+    long as the message is still valid (`expires_in_s`: what is left of its validity).
     """
     if permanent:
         return GiveUp("permanent")
     if attempts >= MAX_ATTEMPTS:
         return GiveUp("too many attempts")
     backoff = min(MAX_DELAY_S, BASE_DELAY_S * 2 ** (attempts - 1))
-    delay = backoff / 2 + backoff / 2 * jitter
-    return Retry(max(delay, retry_after_s or 0.0))
+    delay = max(backoff / 2 + backoff / 2 * jitter, retry_after_s or 0.0)
+    if delay >= expires_in_s:
+        return GiveUp("expired")
+    return Retry(delay)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -151,7 +152,9 @@ class Sender:
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
             started = time.perf_counter()
-            message = Outgoing(job.to, job.body, self._callback(job), VALIDITY_S[job.purpose])
+            # What is left of its validity: a message that waited must not arrive later than that.
+            validity_s = max(1, math.ceil(self._expires_in_s(job)))
+            message = Outgoing(job.to, job.body, self._callback(job), validity_s)
             accepted = await self.provider.send(message)
             self.metrics.send_latency.observe(time.perf_counter() - started)
             status = delivery.PROVIDER_STATUS.get(accepted.status, delivery.Status.queued)
@@ -166,12 +169,16 @@ class Sender:
         self.outcomes.append(outcome)
         self.have_outcomes.set()
 
+    def _expires_in_s(self, job: outbox.Job) -> float:
+        return VALIDITY_S[job.purpose] - (self.clock() - job.created_at).total_seconds()
+
     def _failed(self, job: outbox.Job, exc: SendFailed) -> outbox.Failed:
         decision = delivery.after_failure(
             attempts=job.attempts,
             permanent=exc.permanent,
             retry_after_s=exc.retry_after_s,
             jitter=random.random(),
+            expires_in_s=self._expires_in_s(job),
         )
         if isinstance(decision, GiveUp):
             self.metrics.sms.labels(job.purpose, "failed").inc()
@@ -185,6 +192,8 @@ class Sender:
             )
             return outbox.Failed(job, exc.code, None)
         self.metrics.sms.labels(job.purpose, "retried").inc()
+        if exc.uncertain:  # the provider may have taken it: the retry may be a duplicate
+            self.metrics.possible_duplicates.inc()
         return outbox.Failed(job, exc.code, self.clock() + timedelta(seconds=decision.delay_s))
 
     async def _record_loop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from alertnet import logs
+from alertnet.settings import Settings
 
 from .conftest import PUBLIC_URL, Client, call, production_logging
 from .fake_twilio import AUTH_TOKEN, FROM, FakeTwilio, Fault, permanent, storm
@@ -452,6 +454,96 @@ class TestProviderErrors:
             client, f"SELECT status, error_code, attempts FROM deliveries WHERE recipient_phone = '{ally(1)}'"
         ) == [("failed", str(code), 1)]
         assert len(fake.to(ally(2))) == 1
+
+    async def test_hung_twilio_times_out(self, twilio_settings: Settings, fake: FakeTwilio) -> None:
+        """A request Twilio never answers fails after the provider's time-out (lease / 3 here), as
+        a retryable failure that may have gone through."""
+        from alertnet.providers import Outgoing, SendFailed
+        from alertnet.providers.twilio import TwilioProvider
+
+        fake.latency_s = 5.0
+        provider = TwilioProvider(twilio_settings.model_copy(update={"outbox_lease_s": 3.0}))
+        try:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(SendFailed) as failed:
+                await provider.send(Outgoing(ally(1), "test", None, 1800))
+            assert asyncio.get_running_loop().time() - started < 2.0
+        finally:
+            await provider.close()
+        assert (failed.value.permanent, failed.value.uncertain) == (False, True)
+
+    async def test_an_outage_longer_than_ten_tries_loses_nothing(
+        self, client: Client, fake: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Twilio fails fifteen times in a row (backoff scaled down): the alert still goes out,
+        once, as retries last as long as the message is valid."""
+        from alertnet import delivery, sender
+
+        monkeypatch.setattr(delivery, "BASE_DELAY_S", 0.01)
+        monkeypatch.setattr(delivery, "MAX_DELAY_S", 0.05)
+        monkeypatch.setattr(sender, "POLL_S", 0.05)
+        failures = {"left": 15}
+
+        def outage(form: dict[str, str]) -> Fault | None:
+            failures["left"] -= 1
+            return Fault(503, 20500) if failures["left"] >= 0 else None
+
+        fake.fault = outage
+        await make_group(client, 2)
+        await sms(client, ally(0), "Brand in de schuur")
+        await until(lambda: len(fake.messages) == 1, timeout_s=20)
+        await settled(client)
+        assert await rows(client, "SELECT status, attempts FROM deliveries") == [("queued", 16)]
+
+    async def test_a_message_that_waited_gets_what_is_left_of_its_validity(
+        self, client: Client, fake: FakeTwilio
+    ) -> None:
+        """A fan-out sent 25 minutes after it was made may live 5 more minutes at the carrier, not 30."""
+        from datetime import timedelta
+
+        from alertnet import keys
+
+        sender = client.app[keys.sender]
+        real = sender.clock
+        sender.clock = lambda: real() + timedelta(seconds=1500)
+        await make_group(client, 2)
+        await sms(client, ally(0), "Verdacht")
+        await until(lambda: len(fake.messages) == 1)
+        assert 295 <= int(fake.messages[0]["ValidityPeriod"]) <= 300
+
+
+class AcceptThenDropTwilio(FakeTwilio):
+    """Takes the first message, then loses the answer: the connection drops."""
+
+    dropped = 0
+
+    async def _create(self, request: web.Request) -> web.Response:
+        response = await super()._create(request)
+        if response.status == 201 and not self.dropped:
+            self.dropped += 1
+            assert request.transport is not None
+            request.transport.close()
+        return response
+
+
+class TestLostAnswer:
+    @pytest.fixture
+    async def fake(self) -> AsyncIterator[FakeTwilio]:
+        twilio = AcceptThenDropTwilio()
+        await twilio.start()
+        yield twilio
+        await twilio.stop()
+
+    async def test_a_resend_after_a_lost_answer_is_counted(self, client: Client, fake: FakeTwilio) -> None:
+        """Twilio took it but the answer was lost: the retry sends it again (no idempotency key at
+        Twilio), and /metrics counts it as a possible duplicate."""
+        await make_group(client, 2)
+        await sms(client, ally(0), "Verdacht")
+        await until(lambda: len(fake.messages) == 2)
+        await settled(client)
+        text = await (await client.get("/metrics")).text()
+        (count,) = re.findall(r"^alertnet_sms_possible_duplicates_total (\S+)$", text, re.MULTILINE)
+        assert float(count) == 1
 
 
 class EarlyCallbackTwilio(FakeTwilio):

@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alertnet.delivery import MAX_ATTEMPTS, MAX_DELAY_S, GiveUp, Retry, after_failure, rank
+from alertnet.delivery import (
+    MAX_ATTEMPTS,
+    MAX_DELAY_S,
+    VALIDITY_S,
+    GiveUp,
+    Purpose,
+    Retry,
+    after_failure,
+    rank,
+)
 
 
 @pytest.mark.parametrize(
@@ -31,14 +40,39 @@ def test_status_moves_forward_only(current: str, new: str, moves: bool) -> None:
 
 def test_permanent_errors_are_never_retried() -> None:
     """An invalid number or a carrier STOP ends at once."""
-    assert after_failure(attempts=1, permanent=True, retry_after_s=None, jitter=0.5) == GiveUp("permanent")
+    assert after_failure(
+        attempts=1, permanent=True, retry_after_s=None, jitter=0.5, expires_in_s=1800
+    ) == GiveUp("permanent")
 
 
 def test_transient_errors_end_after_max_attempts() -> None:
     """A provider that never recovers does not clog the workers forever."""
     assert isinstance(
-        after_failure(attempts=MAX_ATTEMPTS, permanent=False, retry_after_s=None, jitter=0), GiveUp
+        after_failure(attempts=MAX_ATTEMPTS, permanent=False, retry_after_s=None, jitter=0, expires_in_s=1e9),
+        GiveUp,
     )
+
+
+@given(st.lists(st.floats(0, 1, exclude_max=True), min_size=MAX_ATTEMPTS, max_size=MAX_ATTEMPTS))
+def test_transient_errors_are_retried_until_the_message_expires(jitters: list[float]) -> None:
+    """A provider down for good: the retries go on until the next one would come after the
+    message's validity, and never past it (an outage of 9 minutes used to lose every alert)."""
+    validity = VALIDITY_S[Purpose.fanout]
+    elapsed, attempts = 0.0, 1
+    while True:
+        decision = after_failure(
+            attempts=attempts,
+            permanent=False,
+            retry_after_s=None,
+            jitter=jitters[attempts - 1],
+            expires_in_s=validity - elapsed,
+        )
+        if isinstance(decision, GiveUp):
+            break
+        elapsed += decision.delay_s
+        attempts += 1
+    assert decision == GiveUp("expired")
+    assert validity - MAX_DELAY_S <= elapsed < validity
 
 
 @given(st.integers(1, MAX_ATTEMPTS - 1), st.floats(0, 1, exclude_max=True), st.none() | st.floats(0, 3600))
@@ -46,7 +80,9 @@ def test_backoff_bounded_and_honours_retry_after(
     attempts: int, jitter: float, retry_after: float | None
 ) -> None:
     """The delay grows with attempts, stays under the cap, and never undercuts Retry-After."""
-    decision = after_failure(attempts=attempts, permanent=False, retry_after_s=retry_after, jitter=jitter)
+    decision = after_failure(
+        attempts=attempts, permanent=False, retry_after_s=retry_after, jitter=jitter, expires_in_s=1e9
+    )
     assert isinstance(decision, Retry)
     assert decision.delay_s >= (retry_after or 0)
     assert decision.delay_s <= max(MAX_DELAY_S, retry_after or 0)

@@ -33,12 +33,20 @@ class SendFailed(Exception):
     """The provider did not take the message; the engine decides what happens next."""
 
     def __init__(
-        self, message: str, *, permanent: bool, code: str | None = None, retry_after_s: float | None = None
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        code: str | None = None,
+        retry_after_s: float | None = None,
+        uncertain: bool = False,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
         self.retry_after_s = retry_after_s
+        #: No answer came (a time-out, a lost connection): the provider may have taken it anyway.
+        self.uncertain = uncertain
 
 
 class Provider(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -43,8 +44,9 @@ class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     def __init__(self, base_url: str, timeout_s: float) -> None:
         # Our own session: one pool for all sends, with a total time-out per request.
         super().__init__(pool_connections=False)
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
+        self.session = aiohttp.ClientSession()
         self.base_url = base_url
+        self.timeout_s = timeout_s
 
     async def request(self, method: str, url: str, **kwargs: Any) -> Response:
         if url.startswith(TWILIO_API):
@@ -56,9 +58,13 @@ class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
             headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
             kwargs["headers"] = headers
         try:
-            response: Response = await super().request(method, url, **kwargs)
+            # Around the whole call: twilio-python passes timeout=None to aiohttp, which means none.
+            async with asyncio.timeout(self.timeout_s):
+                response: Response = await super().request(method, url, **kwargs)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SendFailed(f"no answer from Twilio: {type(exc).__name__}", permanent=False) from exc
+            raise SendFailed(
+                f"no answer from Twilio: {type(exc).__name__}", permanent=False, uncertain=True
+            ) from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise SendFailed(
                 f"Twilio answered {response.status_code}",
