@@ -151,6 +151,12 @@ class Sender:
             wait_s = (send_at - self.clock()).total_seconds()
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
+            if self._lease_too_short(job):
+                # It waited for a slot or its turn: another worker may claim it while we send.
+                log.info("sms_lease_ran_out", delivery_id=job.delivery_id)
+                self.outcomes.append(outbox.Released(job))
+                self.have_outcomes.set()
+                return
             started = time.perf_counter()
             # What is left of its validity: a message that waited must not arrive later than that.
             validity_s = max(1, math.ceil(self._expires_in_s(job)))
@@ -168,6 +174,12 @@ class Sender:
             outcome = self._failed(job, SendFailed(type(exc).__name__, permanent=False))
         self.outcomes.append(outcome)
         self.have_outcomes.set()
+
+    def _lease_too_short(self, job: outbox.Job) -> bool:
+        """Less of the lease is left than a request may take (the providers' time-out is a third)."""
+        if job.lease_until is None:
+            return False
+        return self.clock() + timedelta(seconds=self.lease_s / 3) > job.lease_until
 
     def _expires_in_s(self, job: outbox.Job) -> float:
         return VALIDITY_S[job.purpose] - (self.clock() - job.created_at).total_seconds()

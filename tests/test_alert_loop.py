@@ -512,6 +512,26 @@ class TestProviderErrors:
         assert 295 <= int(fake.messages[0]["ValidityPeriod"]) <= 300
 
 
+class TestLeases:
+    @pytest.fixture
+    def twilio_settings(self, twilio_settings: Settings) -> Settings:
+        """One request at a time, a 3 s lease (so a 1 s request time-out)."""
+        return twilio_settings.model_copy(update={"outbox_lease_s": 3.0, "send_concurrency": 1})
+
+    async def test_a_job_that_waited_past_its_lease_is_not_sent_twice(
+        self, client: Client, fake: FakeTwilio
+    ) -> None:
+        """Four jobs are claimed at once but sent one at a time, 0.9 s each: the last would start
+        when its lease has almost run out, so it is handed back instead of sent, and sent once later."""
+        fake.latency_s = 0.9
+        await make_group(client, 13)
+        await sms(client, ally(0), "Verdacht")
+        await until(lambda: len(fake.per_recipient()) == 12, timeout_s=40)
+        await settled(client)
+        assert set(fake.per_recipient().values()) == {1}
+        assert await rows(client, "SELECT DISTINCT attempts FROM deliveries") == [(1,)]
+
+
 class AcceptThenDropTwilio(FakeTwilio):
     """Takes the first message, then loses the answer: the connection drops."""
 

@@ -49,6 +49,8 @@ class Job:
     created_at: datetime
     #: Whether the recipient can still be sent to: not opted out, not removed.
     reachable: bool = True
+    #: Until when this worker holds the job; after it, anyone may claim it again.
+    lease_until: datetime | None = None
 
     def skip_reason(self, now: datetime) -> str | None:
         """Why this message must not go out now, if it must not."""
@@ -132,11 +134,12 @@ async def claim_due_jobs(conn: AsyncConnection, now: datetime, limit: int, lease
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    until = now + timedelta(seconds=lease_s)
     claimed = (
         await conn.execute(
             outbox.update()
             .where(outbox.c.id.in_(due.scalar_subquery()))
-            .values(lease_until=now + timedelta(seconds=lease_s), attempts=outbox.c.attempts + 1)
+            .values(lease_until=until, attempts=outbox.c.attempts + 1)
             .returning(outbox.c.id, outbox.c.delivery_id, outbox.c.attempts)
         )
     ).all()
@@ -174,6 +177,7 @@ async def claim_due_jobs(conn: AsyncConnection, now: datetime, limit: int, lease
             unrecorded_attempt=by_delivery[d.id].attempts - 1 > d.attempts,
             created_at=d.created_at,
             reachable=bool(d.reachable),
+            lease_until=until,
         )
         for d in details
     ]
@@ -196,7 +200,14 @@ class Failed:
     retry_at: datetime | None
 
 
-Outcome = Sent | Failed
+@dataclass(frozen=True)
+class Released:
+    """Not tried: too little of the lease was left to send it (it waited for a slot or its turn)."""
+
+    job: Job
+
+
+Outcome = Sent | Failed | Released
 
 
 #: Record one attempt: attempts, provider id, segments and error always; the status only forward.
@@ -219,9 +230,15 @@ _RETRY = (
     .where(outbox.c.id == sa.bindparam("b_job"))
     .values(due_at=sa.bindparam("b_due"), lease_until=None)
 )
+# Only while the lease is still ours: the claim's attempt is taken back, as none was made.
+_RELEASE = (
+    outbox.update()
+    .where(outbox.c.id == sa.bindparam("b_job"), outbox.c.lease_until == sa.bindparam("b_until"))
+    .values(lease_until=None, attempts=outbox.c.attempts - 1)
+)
 
 
-def _record_params(outcome: Outcome, now: datetime) -> dict[str, Any]:
+def _record_params(outcome: Sent | Failed, now: datetime) -> dict[str, Any]:
     if isinstance(outcome, Sent):
         status, sid, segments, code = outcome.status, outcome.sid, outcome.segments, None
     else:
@@ -240,17 +257,21 @@ def _record_params(outcome: Outcome, now: datetime) -> dict[str, Any]:
 
 
 async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome], now: datetime) -> list[Failed]:
-    """Write a batch of attempt outcomes in three statements; returns those that failed for good."""
-    if not outcomes:
+    """Write a batch of attempt outcomes in a few statements; returns those that failed for good."""
+    released = [o for o in outcomes if isinstance(o, Released)]
+    if released:
+        await conn.execute(_RELEASE, [{"b_job": o.job.id, "b_until": o.job.lease_until} for o in released])
+    tried = [o for o in outcomes if not isinstance(o, Released)]
+    if not tried:
         return []
-    await conn.execute(_RECORD, [_record_params(outcome, now) for outcome in outcomes])
-    retries = [o for o in outcomes if isinstance(o, Failed) and o.retry_at is not None]
+    await conn.execute(_RECORD, [_record_params(outcome, now) for outcome in tried])
+    retries = [o for o in tried if isinstance(o, Failed) and o.retry_at is not None]
     if retries:
         await conn.execute(_RETRY, [{"b_job": o.job.id, "b_due": o.retry_at} for o in retries])
-    done = [o.job.id for o in outcomes if isinstance(o, Sent) or o.retry_at is None]
+    done = [o.job.id for o in tried if isinstance(o, Sent) or o.retry_at is None]
     if done:
         await conn.execute(outbox.delete().where(outbox.c.id.in_(done)))
-    return [o for o in outcomes if isinstance(o, Failed) and o.retry_at is None]
+    return [o for o in tried if isinstance(o, Failed) and o.retry_at is None]
 
 
 async def _advance(
