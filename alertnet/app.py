@@ -116,8 +116,13 @@ async def _running(worker: _Worker, name: str) -> AsyncIterator[None]:
         yield
     finally:
         await worker.stop()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await asyncio.wait_for(task, timeout=30)
+        except asyncio.CancelledError:
+            pass
+        except TimeoutError:
+            # Stopping must not fail the process: what is unfinished returns when its lease ends.
+            log.error("worker_did_not_stop", worker=name)
 
 
 #: How long inbound MessageSids are remembered: far beyond any Twilio retry.

@@ -29,6 +29,8 @@ log = structlog.get_logger("alertnet.sender")
 #: Default lease on a claimed job (ALERTNET_OUTBOX_LEASE_S).
 LEASE_S = 120.0
 POLL_S = 1.0
+#: On stop, how long sends in flight may take to finish and be recorded (within the app's 30 s).
+DRAIN_S = 20.0
 #: Called in the recording transaction for each message that failed for good:
 #: (connection, delivery id, phone, provider error code, now).
 FailureHook = Callable[[AsyncConnection, int, str, str | None, datetime], Awaitable[None]]
@@ -62,7 +64,7 @@ class Sender:
         self.outcomes: list[outbox.Outcome] = []
         self.have_outcomes = asyncio.Event()
         self.in_flight: set[asyncio.Task[None]] = set()
-        self.stopping = False
+        self.stopping = asyncio.Event()
         # Claim no more than the pace lets go out well within the lease.
         self.claim_limit = max(1, min(4 * concurrency, int(rate * lease_s / 4)))
         self.window_s = lease_s / 2
@@ -74,7 +76,7 @@ class Sender:
     async def run(self) -> None:
         recorder = asyncio.create_task(self._record_loop(), name="alertnet-recorder")
         try:
-            while not self.stopping:
+            while not self.stopping.is_set():
                 self.wake.clear()
                 jobs = await self._claim()
                 for job, send_at in jobs:
@@ -89,7 +91,7 @@ class Sender:
             await self._drain(recorder)
 
     async def stop(self) -> None:
-        self.stopping = True
+        self.stopping.set()
         self.wake.set()
 
     async def _drain(self, recorder: asyncio.Task[None]) -> None:
@@ -104,7 +106,7 @@ class Sender:
                 await self.slots.acquire()
 
         try:
-            await asyncio.wait_for(every_slot(), timeout=30)
+            await asyncio.wait_for(every_slot(), timeout=DRAIN_S)
         except TimeoutError:
             log.error("outbox_drain_incomplete", unrecorded=len(self.outcomes), in_flight=len(self.in_flight))
         recorder.cancel()
@@ -150,10 +152,14 @@ class Sender:
         try:
             wait_s = (send_at - self.clock()).total_seconds()
             if wait_s > 0:
-                await asyncio.sleep(wait_s)
-            if self._lease_too_short(job):
-                # It waited for a slot or its turn: another worker may claim it while we send.
-                log.info("sms_lease_ran_out", delivery_id=job.delivery_id)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), wait_s)
+            if self.stopping.is_set() or self._lease_too_short(job):
+                # Stopping: what has not gone out yet is handed back, for a restart (or another
+                # process) to send at once rather than after the lease. A job that waited for a
+                # slot or its turn until too little of its lease was left: another worker may
+                # claim it while we send.
+                log.info("sms_handed_back", delivery_id=job.delivery_id, stopping=self.stopping.is_set())
                 self.outcomes.append(outbox.Released(job))
                 self.have_outcomes.set()
                 return
@@ -228,8 +234,11 @@ class Sender:
 
     async def _record(self, batch: list[outbox.Outcome]) -> None:
         now = self.clock()
+        unused = sum(max(1, o.job.segments) for o in batch if isinstance(o, outbox.Released))
         async with db.write(self.engine) as conn:
             failed = await outbox.record_outcomes(conn, batch, now)
+            if unused:
+                await pace.give_back(conn, unused * self.interval_s, now)
             if self.on_failure is not None:
                 for outcome in failed:
                     await self.on_failure(conn, outcome.job.delivery_id, outcome.job.to, outcome.code, now)

@@ -532,6 +532,41 @@ class TestLeases:
         assert await rows(client, "SELECT DISTINCT attempts FROM deliveries") == [(1,)]
 
 
+class TestShutdown:
+    async def test_stop_hands_back_what_it_did_not_send(
+        self, twilio_settings: Settings, fake: FakeTwilio
+    ) -> None:
+        """At 2 SMS a second the sender has a fan-out to 30 claimed and booked. Stopping after a
+        few went out is quick and clean: what went out is recorded, the rest is handed back with
+        its booked time, and a restart sends it at once (not after the lease)."""
+        from aiohttp.test_utils import TestClient, TestServer
+
+        from alertnet.app import create_app
+
+        settings = twilio_settings.model_copy(update={"send_rate": 2.0})
+        first = TestClient(TestServer(create_app(settings)))
+        await first.start_server()
+        fake.callback_route = (PUBLIC_URL, str(first.make_url("")).rstrip("/"))
+        await make_group(first, 31)
+        await sms(first, ally(0), "Verdacht")
+        await until(lambda: len(fake.messages) >= 3)
+        started = asyncio.get_running_loop().time()
+        await first.close()
+        assert asyncio.get_running_loop().time() - started < 5
+        sent = len(fake.messages)
+        second = TestClient(TestServer(create_app(settings)))
+        await second.start_server()
+        try:
+            assert await rows(second, "SELECT count(*) FROM deliveries WHERE provider_sid IS NOT NULL") == [
+                (sent,)
+            ]
+            await until(lambda: len(fake.messages) >= sent + 4, timeout_s=4)
+            await until(lambda: len(fake.messages) == 30, timeout_s=30)
+            assert set(fake.per_recipient().values()) == {1}
+        finally:
+            await second.close()
+
+
 class AcceptThenDropTwilio(FakeTwilio):
     """Takes the first message, then loses the answer: the connection drops."""
 

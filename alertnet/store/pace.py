@@ -27,3 +27,9 @@ async def book(conn: AsyncConnection, start: datetime, seconds: float, name: str
     """Take `seconds` of sending time from `start` on."""
     until = start + timedelta(seconds=seconds)
     await conn.execute(send_pace.update().where(send_pace.c.name == name).values(next_at=until))
+
+
+async def give_back(conn: AsyncConnection, seconds: float, now: datetime, name: str = OUTBOX) -> None:
+    """Return booked sending time that went unused (jobs handed back), never before `now`."""
+    booked = await next_free(conn, now, name)
+    await book(conn, max(now, booked - timedelta(seconds=seconds)), 0, name)
