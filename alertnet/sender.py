@@ -29,6 +29,8 @@ log = structlog.get_logger("alertnet.sender")
 #: Default lease on a claimed job (ALERTNET_OUTBOX_LEASE_S).
 LEASE_S = 120.0
 POLL_S = 1.0
+#: How far ahead the sender books send times at the shared pace.
+BOOK_AHEAD_S = 2.0
 #: On stop, how long sends in flight may take to finish and be recorded (within the app's 30 s).
 DRAIN_S = 20.0
 #: Called in the recording transaction for each message that failed for good:
@@ -67,7 +69,9 @@ class Sender:
         self.stopping = asyncio.Event()
         # Claim no more than the pace lets go out well within the lease.
         self.claim_limit = max(1, min(4 * concurrency, int(rate * lease_s / 4)))
-        self.window_s = lease_s / 2
+        # Book only a little ahead: a page claimed later must not wait behind a fan-out whose send
+        # times are already booked (at 1 SMS a second, half a lease would be a minute).
+        self.window_s = min(lease_s / 2, BOOK_AHEAD_S)
 
     def notify(self) -> None:
         """New jobs were committed: look now rather than at the next poll."""

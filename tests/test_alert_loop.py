@@ -6,6 +6,7 @@ import asyncio
 import io
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -530,6 +531,24 @@ class TestLeases:
         await settled(client)
         assert set(fake.per_recipient().values()) == {1}
         assert await rows(client, "SELECT DISTINCT attempts FROM deliveries") == [(1,)]
+
+
+class TestPriority:
+    async def test_a_page_does_not_wait_behind_a_booked_fan_out(
+        self, twilio_settings: Settings, fake: FakeTwilio, aiohttp_client: Any
+    ) -> None:
+        """At 1 SMS a second, a fan-out to 20 takes 20 s; the page that follows a second later (no
+        OK) goes out within a few messages, not as the 21st."""
+        from alertnet.app import create_app
+
+        from .loop import OFFICER, make_escalating_group
+
+        client = await aiohttp_client(create_app(twilio_settings.model_copy(update={"send_rate": 1.0})))
+        fake.callback_route = (PUBLIC_URL, str(client.make_url("")).rstrip("/"))
+        await make_escalating_group(client, 21, steps=[(OFFICER, 600)], ack_timeout_s=1)
+        await sms(client, ally(0), "Verdacht busje")
+        await until(lambda: any(m["To"] == OFFICER for m in fake.messages), timeout_s=30)
+        assert [m["To"] for m in fake.messages].index(OFFICER) <= 4
 
 
 class TestShutdown:
