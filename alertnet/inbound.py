@@ -12,6 +12,7 @@ from . import answers, commands, membership, messages, signals
 from .auth import resident
 from .commands import Ack, Help, Join, Leave, Resolve, Signal, Start, Stop, Yes
 from .schemas import MemberStatus
+from .store import incidents as incident_store
 from .store import signals as store
 
 Row = dict[str, Any]
@@ -68,6 +69,13 @@ async def _silenced(conn: AsyncConnection, phone: str, rows: list[Row]) -> bool:
 async def _dispatch(
     conn: AsyncConnection, sms: Sms, command: commands.Command, rows: list[Row], lang: str, now: datetime
 ) -> str | None:
+    # JOIN, LEAVE and HELP are answered each time: idempotent, so a second LEAVE says "no member".
+    if (
+        not rows
+        and not isinstance(command, Join | Leave | Help)
+        and not await _answers_as_responder(conn, sms, command)
+    ):
+        return await _stranger(conn, sms.sender, lang, now)
     match command:
         case Join(code=code, name=name):
             return await membership.join(conn, sms.sender, rows, code, name, lang, now)
@@ -89,12 +97,23 @@ async def _dispatch(
     return None
 
 
+async def _answers_as_responder(conn: AsyncConnection, sms: Sms, command: commands.Command) -> bool:
+    """A responder is in no group, but answers OK and KLAAR."""
+    return isinstance(command, Ack | Resolve) and bool(
+        await incident_store.responders_by_phone(conn, sms.sender)
+    )
+
+
+async def _stranger(conn: AsyncConnection, phone: str, lang: str, now: datetime) -> str | None:
+    """A number in no group reaches nobody, and hears how to join at most once a day, whatever it
+    texts (JOIN, LEAVE and HELP aside): a stranger cannot make the service answer without end."""
+    hint = await store.claim_join_hint(conn, phone, now, JOIN_HINT_EVERY_S)
+    return messages.render("join_instructions", lang) if hint else None
+
+
 async def _signal(
     conn: AsyncConnection, sms: Sms, rows: list[Row], text: str, lang: str, now: datetime
 ) -> str | None:
-    if not rows:
-        hint = await store.claim_join_hint(conn, sms.sender, now, JOIN_HINT_EVERY_S)
-        return messages.render("join_instructions", lang) if hint else None
     active = [r for r in rows if r["status"] == MemberStatus.active]
     if not active:
         return messages.render("still_pending", lang)

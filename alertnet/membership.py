@@ -148,10 +148,18 @@ async def approve(conn: AsyncConnection, rows: list[Row], member_id: int, lang: 
     coordinates = {r["group_id"] for r in recipients.coordinators(rows)}
     if target is None or target["group_id"] not in coordinates or target["status"] != MemberStatus.pending:
         return messages.render("nothing_to_approve", lang, id=member_id)
-    return await admit(conn, _who([r for r in rows if r["group_id"] == target["group_id"]]), target, now)
+    mine = [r for r in rows if r["group_id"] == target["group_id"]]
+    await admit(conn, _who(mine), target, now)
+    # The reply is the coordinator's, so in their language.
+    return messages.render(
+        "approved",
+        mine[0]["language"],
+        name=target["name"] or mask(target["phone"]),
+        group=target["group_name"],
+    )
 
 
-async def admit(conn: AsyncConnection, who: Any, target: Row, now: datetime) -> str:
+async def admit(conn: AsyncConnection, who: Any, target: Row, now: datetime) -> None:
     """Approve a pending member (by SMS or the API); the member hears it once they are in."""
     change = _admitted({**target, "approved_at": now}, now)
     await conn.execute(members.update().where(members.c.id == target["id"]).values(**change))
@@ -170,12 +178,6 @@ async def admit(conn: AsyncConnection, who: Any, target: Row, now: datetime) -> 
             ],
             now,
         )
-    return messages.render(
-        "approved",
-        target["language"],
-        name=target["name"] or mask(target["phone"]),
-        group=target["group_name"],
-    )
 
 
 async def leave(conn: AsyncConnection, rows: list[Row], code: str | None, lang: str, now: datetime) -> str:
@@ -233,13 +235,18 @@ async def start(conn: AsyncConnection, phone: str, rows: list[Row], lang: str, n
         # A number that is no member hears how to join, once it may be sent to again.
         return messages.render("join_instructions", lang) if back else None
     stopped = [r for r in rows if r["status"] == MemberStatus.opted_out]
+    statuses = {r["status"] for r in rows if r["status"] != MemberStatus.opted_out}
     for row in stopped:
         change = _admitted(row, now)
+        statuses.add(change["status"])
         await conn.execute(members.update().where(members.c.id == row["id"]).values(status=change["status"]))
         await _audit(
             conn, resident(row["id"], row["role"]), "member.opted_in", row, now, status=change["status"]
         )
-    return messages.render("started", lang)
+    # Only a promise that holds: a member still waiting for approval gets no alerts yet.
+    if MemberStatus.active not in statuses:
+        return messages.render("still_pending", lang)
+    return messages.render("started" if stopped else "already_active", lang)
 
 
 async def _audit_responder(

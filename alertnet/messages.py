@@ -103,6 +103,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "nl": "Welkom terug: je krijgt weer meldingen.",
         "en": "Welcome back: you will get alerts again.",
     },
+    "already_active": {
+        "nl": "Je krijgt al meldingen van het buurtalarm.",
+        "en": "You already get the neighbourhood alerts.",
+    },
     "responder_stopped": {
         "nl": "{name} ({role}) stuurde STOP: geen alarmen tot START. De keten van {group} "
         "slaat deze persoon over. Pas de keten zo nodig aan.",

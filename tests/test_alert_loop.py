@@ -395,6 +395,47 @@ class TestStrangersAndJoining:
         (consent,) = await rows(client, f"SELECT consent_at FROM members WHERE phone = '{STRANGER}'")
         assert consent[0] is not None
 
+    async def test_approval_is_answered_in_the_coordinators_language(
+        self, client: Client, fake: FakeTwilio
+    ) -> None:
+        """An English-speaking coordinator approves a Dutch resident: the reply is in English."""
+        group = await make_group(client, 1)
+        body = {"phone": COORDINATOR, "role": "coordinator", "name": "Fatima", "language": "en"}
+        await call(client, "POST", f"/api/v1/groups/{group['id']}/members", body, expect=201)
+        await sms(client, STRANGER, "AANMELDEN MOLEN Piet")
+        await sms(client, STRANGER, "JA")
+        await until(lambda: len(fake.to(COORDINATOR)) == 1)
+        number = fake.to(COORDINATOR)[0].rsplit(" ", 1)[1]
+        _, replies = await sms(client, COORDINATOR, f"YES {number}")
+        assert replies == ["Piet was admitted to Molenwijk Noord."]
+
+    async def test_start_promises_only_what_holds(self, client: Client, fake: FakeTwilio) -> None:
+        """START from someone still waiting for approval says so; from an active member, that
+        alerts come already; after STOP, welcome back."""
+        await make_group(client, 1)
+        await sms(client, STRANGER, "AANMELDEN MOLEN Piet")
+        _, replies = await sms(client, STRANGER, "START")
+        assert replies == ["Je aanmelding wacht nog op goedkeuring. In gevaar? Bel 112."]
+        _, replies = await sms(client, ally(0), "START")
+        assert replies == ["Je krijgt al meldingen van het buurtalarm."]
+        await sms(client, ally(0), "STOP")
+        _, replies = await sms(client, ally(0), "START")
+        assert replies == ["Welkom terug: je krijgt weer meldingen."]
+
+    async def test_a_stranger_is_answered_once_a_day_whatever_it_texts(
+        self, client: Client, fake: FakeTwilio
+    ) -> None:
+        """OK, JA, KLAAR or anything else from a number in no group: the join instructions once,
+        then nothing (a stranger cannot make the service answer without end)."""
+        await make_group(client, 2)
+        answered = []
+        for text in ("ok", "ok", "ok dank je", "ja", "ja 5", "klaar", "hallo"):
+            answered += (await sms(client, STRANGER, text))[1]
+        assert len(answered) == 1
+        assert answered[0].startswith("Dit is het buurtalarm.")
+        _, replies = await sms(client, STRANGER, "JOIN MOLEN")
+        assert replies[0].startswith("Welkom bij Molenwijk Noord.")
+
     async def test_pending_member_reaches_nobody(self, client: Client, fake: FakeTwilio) -> None:
         """Until approved, a new member's texts go nowhere."""
         await make_group(client, 2)
