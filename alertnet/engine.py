@@ -37,7 +37,7 @@ from .escalation import (
 from .incidents import State
 from .policy import EscalationPolicy
 from .schedules import DutyWindow
-from .store import audit, outbox
+from .store import audit, outbox, retention
 from .store import incidents as store
 from .store import signals as signal_store
 
@@ -367,7 +367,7 @@ async def delivery_failed(
     conn: AsyncConnection, delivery_id: int, phone: str, code: str | None, now: datetime
 ) -> None:
     """A message failed for good: a carrier STOP opts the member out; a bounced page moves the chain on."""
-    if code in OPT_OUT_CODES:
+    if code in OPT_OUT_CODES and not phone.startswith(retention.ERASED):  # erased: nobody to opt out
         await membership.carrier_opt_out(conn, phone, now)
     row = await outbox.get_delivery(conn, delivery_id)
     if row is None or row["purpose"] != Purpose.escalation or row["incident_id"] is None:

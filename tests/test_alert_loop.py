@@ -764,6 +764,18 @@ class TestRetention:
         assert ally(2) in kept
         assert await rows(client, "SELECT reporter_phone FROM signals") == [(None,)]
 
+    async def test_erased_numbers_still_count_as_people_alerted(
+        self, client: Client, fake: FakeTwilio
+    ) -> None:
+        """Three allies got #1 and two of them leave: the incident still says three were alerted."""
+        await make_group(client, 4)
+        await sms(client, ally(0), "Verdacht busje")
+        await settled(client)
+        for n in (1, 2):
+            await sms(client, ally(n), "LEAVE MOLEN")
+        incident = await call(client, "GET", "/api/v1/incidents/1", expect=200)
+        assert incident["stats"]["alerted"] == 3
+
     async def test_numbers_erased_after_the_retention_period(self, client: Client, fake: FakeTwilio) -> None:
         """Housekeeping erases numbers on signals and sent messages older than the retention period."""
         from datetime import UTC, datetime, timedelta
@@ -777,5 +789,6 @@ class TestRetention:
         async with db.write(client.app[keys.engine]) as conn:
             erased = await retention.erase_older_than(conn, datetime.now(UTC) + timedelta(seconds=1))
         assert erased == 2
-        assert await rows(client, "SELECT recipient_phone FROM deliveries") == [("",)]
+        ((member_id,),) = await rows(client, f"SELECT id FROM members WHERE phone = '{ally(1)}'")
+        assert await rows(client, "SELECT recipient_phone FROM deliveries") == [(f"~m{member_id}",)]
         assert await rows(client, "SELECT reporter_phone FROM signals") == [(None,)]

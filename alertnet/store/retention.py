@@ -12,8 +12,16 @@ from ..delivery import Purpose
 from ..phones import mask_in_text
 from .tables import deliveries, outbox, signals
 
-#: What an erased recipient number reads as.
-ERASED = ""
+#: An erased recipient number reads as this prefix and who it was ("~m12": member 12; "~r3":
+#: responder 3; "~d40": delivery 40), so an incident still counts the people it alerted.
+ERASED = "~"
+_NOT_ERASED = deliveries.c.recipient_phone.not_like(ERASED + "%")
+
+
+def _erased(*keys: tuple[str, sa.ColumnElement[int]]) -> sa.ColumnElement[str]:
+    """The first of the keys that is set, tagged ("~m12")."""
+    tagged = [sa.literal(ERASED + tag) + sa.cast(key, sa.String) for tag, key in keys]
+    return tagged[0] if len(tagged) == 1 else sa.func.coalesce(*tagged)
 
 
 async def erase_members(conn: AsyncConnection, member_ids: Sequence[int]) -> None:
@@ -27,20 +35,19 @@ async def erase_members(conn: AsyncConnection, member_ids: Sequence[int]) -> Non
         signals.update().where(signals.c.member_id.in_(member_ids)).values(reporter_phone=None)
     )
     await conn.execute(
-        deliveries.update().where(deliveries.c.member_id.in_(member_ids)).values(recipient_phone=ERASED)
+        deliveries.update()
+        .where(deliveries.c.member_id.in_(member_ids), _NOT_ERASED)
+        .values(recipient_phone=_erased(("m", deliveries.c.member_id)))
     )
 
 
 async def erase_older_than(conn: AsyncConnection, before: datetime) -> int:
     """Forget the numbers on signals and messages older than the retention period; returns how many."""
     pending = sa.select(outbox.c.delivery_id)
-    old = (
-        deliveries.c.created_at < before,
-        deliveries.c.recipient_phone != ERASED,
-        deliveries.c.id.not_in(pending),
-    )
+    old = (deliveries.c.created_at < before, _NOT_ERASED, deliveries.c.id.not_in(pending))
     await _mask_pages(conn, *old)
-    done = await conn.execute(deliveries.update().where(*old).values(recipient_phone=ERASED))
+    who = _erased(("m", deliveries.c.member_id), ("r", deliveries.c.responder_id), ("d", deliveries.c.id))
+    done = await conn.execute(deliveries.update().where(*old).values(recipient_phone=who))
     reported = await conn.execute(
         signals.update()
         .where(signals.c.received_at < before, signals.c.reporter_phone.is_not(None))
