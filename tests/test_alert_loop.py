@@ -497,19 +497,29 @@ class TestProviderErrors:
         ) == [("failed", str(code), 1)]
         assert len(fake.to(ally(2))) == 1
 
-    async def test_hung_twilio_times_out(self, twilio_settings: Settings, fake: FakeTwilio) -> None:
-        """A request Twilio never answers fails after the provider's time-out (lease / 3 here), as
+    async def test_hung_twilio_times_out(self, fake: FakeTwilio) -> None:
+        """A request Twilio does not answer fails after the provider's time-out (lease / 3 here), as
         a retryable failure that may have gone through."""
         from alertnet.providers import Outgoing, SendFailed
         from alertnet.providers.twilio import TwilioProvider
 
-        fake.latency_s = 5.0
-        provider = TwilioProvider(twilio_settings.model_copy(update={"outbox_lease_s": 3.0}))
+        from .fake_twilio import ACCOUNT_SID
+
+        fake.latency_s = 1.5
+        settings = Settings(
+            sms_provider="twilio",
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token=AUTH_TOKEN,  # type: ignore[arg-type]
+            twilio_from=FROM,
+            twilio_api_base=fake.url,
+            outbox_lease_s=1.0,
+        )
+        provider = TwilioProvider(settings)
         try:
             started = asyncio.get_running_loop().time()
             with pytest.raises(SendFailed) as failed:
                 await provider.send(Outgoing(ally(1), "test", None, 1800))
-            assert asyncio.get_running_loop().time() - started < 2.0
+            assert asyncio.get_running_loop().time() - started < 1.0
         finally:
             await provider.close()
         assert (failed.value.permanent, failed.value.uncertain) == (False, True)
@@ -557,15 +567,15 @@ class TestProviderErrors:
 class TestLeases:
     @pytest.fixture
     def twilio_settings(self, twilio_settings: Settings) -> Settings:
-        """One request at a time, a 3 s lease (so a 1 s request time-out)."""
-        return twilio_settings.model_copy(update={"outbox_lease_s": 3.0, "send_concurrency": 1})
+        """One request at a time, a 1.5 s lease (so a 0.5 s request time-out)."""
+        return twilio_settings.model_copy(update={"outbox_lease_s": 1.5, "send_concurrency": 1})
 
     async def test_a_job_that_waited_past_its_lease_is_not_sent_twice(
         self, client: Client, fake: FakeTwilio
     ) -> None:
-        """Four jobs are claimed at once but sent one at a time, 0.9 s each: the last would start
+        """Four jobs are claimed at once but sent one at a time, 0.45 s each: the last would start
         when its lease has almost run out, so it is handed back instead of sent, and sent once later."""
-        fake.latency_s = 0.9
+        fake.latency_s = 0.45
         await make_group(client, 13)
         await sms(client, ally(0), "Verdacht")
         await until(lambda: len(fake.per_recipient()) == 12, timeout_s=40)
@@ -596,14 +606,14 @@ class TestShutdown:
     async def test_stop_hands_back_what_it_did_not_send(
         self, twilio_settings: Settings, fake: FakeTwilio
     ) -> None:
-        """At 2 SMS a second the sender has a fan-out to 30 claimed and booked. Stopping after a
-        few went out is quick and clean: what went out is recorded, the rest is handed back with
-        its booked time, and a restart sends it at once (not after the lease)."""
+        """At 4 SMS a second the sender has part of a fan-out to 30 claimed and booked. Stopping
+        after a few went out is quick and clean: what went out is recorded, the rest is handed
+        back with its booked time, and a restart sends it at once (not after the lease)."""
         from aiohttp.test_utils import TestClient, TestServer
 
         from alertnet.app import create_app
 
-        settings = twilio_settings.model_copy(update={"send_rate": 2.0})
+        settings = twilio_settings.model_copy(update={"send_rate": 4.0})
         first = TestClient(TestServer(create_app(settings)))
         await first.start_server()
         fake.callback_route = (PUBLIC_URL, str(first.make_url("")).rstrip("/"))
