@@ -81,6 +81,8 @@ async def answer(
         return messages.render("already_resolved", lang, n=found["number"])
     incident = await store.get(conn, found["id"], lock=True)
     assert incident is not None
+    if incident["state"] == State.resolved:  # closed by someone else while we waited for the lock
+        return messages.render("already_resolved", lang, n=incident["number"])
     responder = next((r for r in responders if r["neighbourhood_id"] == incident["neighbourhood_id"]), None)
     member = next((m for m in active if m["group_id"] == incident["group_id"]), None)
     if resolving:
