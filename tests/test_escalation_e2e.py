@@ -476,3 +476,20 @@ async def test_responder_answers_are_in_their_language(client: Client, fake: Fak
     _, done = await sms(client, OFFICER, "DONE")
     assert ok[0].startswith("Thank you")
     assert done[0].startswith("#1 is closed")
+
+
+async def test_two_klaars_at_once_close_it_once(client: Client, fake: FakeTwilio) -> None:
+    """Two coordinators text KLAAR at the same moment: one closes #1, the other hears it was
+    already closed, and one resolve is on record."""
+    import asyncio
+
+    second = "+31620000002"
+    group = await make_group(client, 2, coordinator=COORDINATOR)
+    body = {"phone": second, "role": "coordinator", "name": "Gijs"}
+    await call(client, "POST", f"/api/v1/groups/{group['id']}/members", body, expect=201)
+    await sms(client, ally(0), "Verdacht busje")
+    replies = await asyncio.gather(sms(client, COORDINATOR, "KLAAR 1"), sms(client, second, "KLAAR 1"))
+    texts = sorted(reply[1][0] for reply in replies)
+    assert texts[0].startswith("#1 is afgesloten")
+    assert texts[1] == "Melding #1 is al afgesloten."
+    assert await rows(client, "SELECT count(*) FROM answers WHERE kind = 'resolve'") == [(1,)]
