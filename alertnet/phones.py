@@ -10,9 +10,9 @@ DEFAULT_REGION = "NL"
 BULLETS = "•• ••"
 
 # Phone-like runs: international (+ or 00) or national (leading 0), optionally
-# grouped by spaces or dashes. Over-masking a number that was not a phone is
-# harmless; leaking one is not.
-_PHONE_LIKE = re.compile(r"(?<![\w+])(?:\+|00|0)\d(?:[ \-]?\d){7,14}(?!\w)")
+# grouped by spaces, dashes, dots or slashes, with the Dutch "(0)" after the country
+# code. Over-masking a number that was not a phone is harmless; leaking one is not.
+_PHONE_LIKE = re.compile(r"(?<![\w+])(?:\+|00|0)\d(?:(?:[ \-./]|\s?\(0\)\s?)?\d){7,14}(?!\w)")
 
 
 class InvalidPhone(ValueError):
