@@ -651,13 +651,20 @@ class AcceptThenDropTwilio(FakeTwilio):
         return response
 
 
-class TestLostAnswer:
-    @pytest.fixture
-    async def fake(self) -> AsyncIterator[FakeTwilio]:
-        twilio = AcceptThenDropTwilio()
+def _fake_of(kind: type[FakeTwilio]) -> Any:
+    """A `fake` fixture for a class of tests: a fake Twilio that misbehaves in its own way."""
+
+    async def fake(self: object) -> AsyncIterator[FakeTwilio]:
+        twilio = kind()
         await twilio.start()
         yield twilio
         await twilio.stop()
+
+    return pytest.fixture(fake)
+
+
+class TestLostAnswer:
+    fake = _fake_of(AcceptThenDropTwilio)
 
     async def test_a_resend_after_a_lost_answer_is_counted(self, client: Client, fake: FakeTwilio) -> None:
         """Twilio took it but the answer was lost: the retry sends it again (no idempotency key at
@@ -683,12 +690,7 @@ class EarlyCallbackTwilio(FakeTwilio):
 
 
 class TestEarlyCallback:
-    @pytest.fixture
-    async def fake(self) -> AsyncIterator[FakeTwilio]:
-        twilio = EarlyCallbackTwilio()
-        await twilio.start()
-        yield twilio
-        await twilio.stop()
+    fake = _fake_of(EarlyCallbackTwilio)
 
     async def test_callback_before_the_send_is_recorded_is_not_undone(
         self, client: Client, fake: FakeTwilio
