@@ -141,11 +141,18 @@ async def update_group(
     if any(value is None for value in changes.values()):
         field = next(name for name, value in changes.items() if value is None)
         raise BadInput(f"{field}: may not be null", field=field)
-    if body.escalation is not None:
-        await _check_chain(conn, current["neighbourhood_id"], body.escalation)
+    record: Row = {"changed": sorted(changes)}
+    if "escalation" in changes:
+        # A merge, as for the group's own fields: sending one setting must not drop the chain.
+        sent = changes["escalation"]
+        merged = EscalationPolicy.model_validate({**current["escalation"], **sent})
+        await _check_chain(conn, current["neighbourhood_id"], merged)
+        changes["escalation"] = merged.model_dump(mode="json")
+        record["escalation"] = {key: changes["escalation"][key] for key in sorted(sent)}
     if not changes:
         return current
     row = await groups.update_group(conn, group_id, changes)
+    record.update({key: changes[key] for key in ("name", "join_code", "join_policy") if key in changes})
     await audit.append(
         conn,
         who=who,
@@ -153,7 +160,7 @@ async def update_group(
         at=now,
         subject=f"group:{group_id}",
         neighbourhood_id=current["neighbourhood_id"],
-        data={"changed": sorted(changes)},
+        data=record,
     )
     return row
 

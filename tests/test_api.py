@@ -78,16 +78,29 @@ async def test_member_language_defaults_to_neighbourhood(client: Client) -> None
 
 
 async def test_patch_group_changes_only_what_is_sent(client: Client, hoods: tuple[Hood, Hood]) -> None:
-    """PATCH keeps unsent fields and replaces the policy as a whole."""
+    """PATCH keeps unsent fields, in the policy too: changing one setting does not drop the chain
+    (nobody would be paged any more); an empty chain is sent explicitly."""
     path = f"/api/v1/groups/{hoods[0].group_id}"
+    responder = await call(
+        client,
+        "POST",
+        f"/api/v1/neighbourhoods/{hoods[0].id}/responders",
+        {"name": "Jansen", "phone": "+31612340900"},
+        expect=201,
+    )
+    chain = [{"responder_ids": [responder["id"]], "timeout_s": 600}]
+    await call(client, "PATCH", path, {"escalation": {"chain": chain, "ack_timeout_s": 120}}, expect=200)
     before = await call(client, "GET", path, expect=200)
     after = await call(
         client, "PATCH", path, {"name": "Renamed", "escalation": {"threshold_reporters": 2}}, expect=200
     )
     assert after["name"] == "Renamed"
     assert after["join_code"] == before["join_code"]
-    assert after["escalation"]["threshold_reporters"] == 2
-    assert after["escalation"]["chain"] == []
+    assert after["escalation"] == {**before["escalation"], "threshold_reporters": 2}
+    assert after["escalation"]["chain"] == chain
+    assert after["escalation"]["ack_timeout_s"] == 120
+    emptied = await call(client, "PATCH", path, {"escalation": {"chain": []}}, expect=200)
+    assert emptied["escalation"]["chain"] == []
 
 
 async def test_patch_keeps_own_join_code(client: Client, hoods: tuple[Hood, Hood]) -> None:
