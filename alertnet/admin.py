@@ -167,7 +167,7 @@ async def update_group(
 
 async def delete_group(conn: AsyncConnection, who: Principal, group_id: int, now: datetime) -> None:
     current = await group(conn, who, group_id)
-    # Before the members go: the allies and responders alerted hear it, and no chain goes on paging.
+    # Its open incidents close first: the responders paged hear it, and no chain goes on paging.
     for incident_id in await incident_store.unresolved_ids(conn, group_id):
         await engine.close(conn, incident_id, now, "group_deleted", who)
     removed = await groups.delete_group(conn, group_id, now)

@@ -287,6 +287,10 @@ async def _tell_allies(
     people += await store.reporting_members(conn, incident["id"])
     if news == "outcome":
         people += await store.alerted(conn, incident["id"], (Purpose.escalation,))
+    if context.resolution == "group_deleted":
+        # The members' numbers are erased with the group, in this transaction: only the
+        # responders can still be told (their chain stops); the coordinator tells the allies.
+        people = [p for p in people if p["responder_id"] is not None]
     unique = {p["recipient_phone"]: p for p in people if p["recipient_phone"] != context.exclude_phone}
     await _send(conn, incident, news, list(unique.values()), Purpose.update, now, context)
 

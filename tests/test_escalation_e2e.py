@@ -302,8 +302,8 @@ async def test_a_responders_opt_out_follows_the_number(client: Client, fake: Fak
 
 
 async def test_deleting_the_group_ends_its_incidents(client: Client, fake: FakeTwilio) -> None:
-    """A group deleted mid-escalation: its incident is resolved, the officer hears why, and the
-    chain does not go on to the backup."""
+    """A group deleted mid-escalation: its incident is resolved, the officer hears why, the chain
+    does not go on to the backup, and no message is left for the allies whose numbers went."""
     group = await make_escalating_group(client, 2, steps=[(OFFICER, 1), (BACKUP, 1)])
     await sms(client, ally(0), "Er is brand in de container")
     await until(lambda: len(paged(fake, OFFICER)) == 1)
@@ -315,6 +315,8 @@ async def test_deleting_the_group_ends_its_incidents(client: Client, fake: FakeT
     assert paged(fake, BACKUP) == []
     incident = await call(client, "GET", "/api/v1/incidents/1", expect=200)
     assert incident["state"] == "resolved"
+    assert not any("opgeheven" in body for body in fake.to(ally(1)))
+    assert await rows(client, "SELECT id FROM deliveries WHERE status = 'failed'") == []
 
 
 async def test_same_text_after_klaar_opens_a_new_incident(client: Client, fake: FakeTwilio) -> None:
