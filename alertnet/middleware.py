@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from sqlalchemy import exc as sa_exc
 
 from . import keys
 from .auth import BOOTSTRAP, Principal, same_secret
@@ -68,6 +69,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             )
 
 
+def _duplicate(exc: sa_exc.IntegrityError) -> bool:
+    """A unique constraint, on PostgreSQL (23505) or SQLite."""
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(orig)
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """One place that turns exceptions into `{"error": {...}}` answers."""
@@ -87,7 +94,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         # A 405 must say which methods the path takes.
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, code, message, headers=allow)
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, sa_exc.IntegrityError) and _duplicate(exc):
+            # Two requests made the same thing at once: both passed the check, the unique index decided.
+            return error_response(409, "conflict", "already exists: made by a request at the same moment")
         log.exception("unhandled_error", method=request.method, path=request.path)
         return error_response(500, "internal", "unexpected error on our side; quote the X-Request-ID")
 

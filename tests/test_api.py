@@ -299,3 +299,25 @@ async def test_request_id_is_echoed(client: Client) -> None:
     assert response.headers["X-Request-ID"] == "abc-123"
     response = await client.get("/healthz")
     assert len(response.headers["X-Request-ID"]) == 32
+
+
+async def test_the_same_create_at_once_is_one_201_and_409s(client: Client, hoods: tuple[Hood, Hood]) -> None:
+    """Eight requests at the same moment for the same join code, or the same member: one is made,
+    the others get 409 (on PostgreSQL both pass the check, and the unique index decides)."""
+    import asyncio
+
+    groups_path = f"/api/v1/neighbourhoods/{hoods[0].id}/groups"
+    made = await asyncio.gather(
+        *(
+            client.post(groups_path, json={"name": f"G{n}", "join_code": "SAMECODE"}, headers=ADMIN)
+            for n in range(8)
+        )
+    )
+    assert sorted(r.status for r in made).count(201) == 1
+    assert {r.status for r in made} == {201, 409}
+    members_path = f"/api/v1/groups/{hoods[0].group_id}/members"
+    added = await asyncio.gather(
+        *(client.post(members_path, json={"phone": "+31612349999"}, headers=ADMIN) for _ in range(8))
+    )
+    assert {r.status for r in added} == {201, 409}
+    assert (await added[[r.status for r in added].index(409)].json())["error"]["code"] == "conflict"
