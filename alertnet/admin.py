@@ -167,6 +167,8 @@ async def update_group(
 
 async def delete_group(conn: AsyncConnection, who: Principal, group_id: int, now: datetime) -> None:
     current = await group(conn, who, group_id)
+    # Locked as a signal locks it: none opens an incident between this read and the deletion.
+    await signal_store.lock_group(conn, group_id)
     # Its open incidents close first: the responders paged hear it, and no chain goes on paging.
     for incident_id in await incident_store.unresolved_ids(conn, group_id):
         await engine.close(conn, incident_id, now, "group_deleted", who)

@@ -376,12 +376,12 @@ async def delivery_failed(
     row = await outbox.get_delivery(conn, delivery_id)
     if row is None or row["purpose"] != Purpose.escalation or row["incident_id"] is None:
         return
+    # The incident first: two bounces of one step committing at once each saw only their own.
+    incident = await store.get(conn, row["incident_id"], lock=True)
     statuses = await store.step_deliveries(
         conn, row["incident_id"], row["escalation_round"], row["escalation_step"]
     )
-    if statuses and all(status in (Status.failed, Status.undelivered) for status in statuses):
-        incident = await store.get(conn, row["incident_id"], lock=True)
-        assert incident is not None
+    if incident is not None and statuses and all(s in (Status.failed, Status.undelivered) for s in statuses):
         await decide(
             conn, incident, StepFailed(row["escalation_round"], row["escalation_step"]), now, Context()
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -496,3 +498,86 @@ async def test_two_klaars_at_once_close_it_once(client: Client, fake: FakeTwilio
     assert texts[0].startswith("#1 is afgesloten")
     assert texts[1] == "Melding #1 is al afgesloten."
     assert await rows(client, "SELECT count(*) FROM answers WHERE kind = 'resolve'") == [(1,)]
+
+
+async def test_a_leased_timer_does_not_make_the_worker_spin(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A due timer another process holds under a lease: this worker looks about once a second,
+    not flat out until the lease ends."""
+    from datetime import timedelta
+
+    from alertnet import keys
+    from alertnet import timers as timer_worker
+    from alertnet.store import db
+    from alertnet.store import incidents as incident_store
+    from alertnet.store.tables import timers
+
+    await make_escalating_group(client, 2, steps=[(OFFICER, 600)], ack_timeout_s=600)
+    await sms(client, ally(0), "Verdacht busje")
+    now = client.app[keys.clock]()
+    async with db.write(client.app[keys.engine]) as conn:
+        values = {"due_at": now - timedelta(seconds=1), "lease_until": now + timedelta(seconds=60)}
+        await conn.execute(timers.update().values(**values))
+    claims = 0
+    claim = incident_store.claim_due_timers
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(timer_worker.store, "claim_due_timers", counted)
+    await asyncio.sleep(1.0)
+    assert claims <= 3
+
+
+async def test_a_signal_while_a_timer_holds_the_incident(
+    client: Client, fake: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timer holds the incident while it pages; a signal to the same group meanwhile waits for
+    it, and both go through (on PostgreSQL they deadlocked: the signal's group lock against the
+    key-share lock the page's insert takes)."""
+    from alertnet import engine
+
+    await make_escalating_group(client, 3, steps=[(OFFICER, 600)], ack_timeout_s=1)
+    await sms(client, ally(0), "Verdacht busje")
+    inside = asyncio.Event()
+    on_duty = engine.on_duty
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        found = await on_duty(*args, **kwargs)
+        if not inside.is_set():
+            inside.set()
+            await asyncio.sleep(0.5)
+        return found
+
+    monkeypatch.setattr(engine, "on_duty", slow)
+    await asyncio.wait_for(inside.wait(), 10)
+    status, replies = await sms(client, ally(1), "Hij staat er nog")
+    assert status == 200
+    assert replies[0].startswith("Je melding is toegevoegd aan #1")
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
+
+
+async def test_a_signal_during_the_group_deletion_opens_nothing(
+    client: Client, fake: FakeTwilio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal that arrives while the group is being deleted does not leave an incident paging
+    on for a deleted group."""
+    from alertnet import admin
+
+    group = await make_escalating_group(client, 3, steps=[(OFFICER, 600)])
+    unresolved = admin.incident_store.unresolved_ids
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        found = await unresolved(*args, **kwargs)
+        await asyncio.sleep(0.5)
+        return found
+
+    monkeypatch.setattr(admin.incident_store, "unresolved_ids", slow)
+    deleting = asyncio.create_task(call(client, "DELETE", f"/api/v1/groups/{group['id']}", expect=204))
+    await asyncio.sleep(0.2)
+    await sms(client, ally(0), "Brand in de schuur")
+    await deleting
+    assert {state for (state,) in await rows(client, "SELECT state FROM incidents")} <= {"resolved"}

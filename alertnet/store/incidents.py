@@ -161,8 +161,17 @@ async def mark_fired(conn: AsyncConnection, timer_id: int, now: datetime) -> Non
 
 
 async def next_due(conn: AsyncConnection) -> datetime | None:
+    """When the next unfired timer may be claimed: a leased one not before its lease ends (else
+    the worker would look again at once, flat out, until it does)."""
+    claimable = sa.case(
+        (
+            sa.and_(timers.c.lease_until.is_not(None), timers.c.lease_until > timers.c.due_at),
+            timers.c.lease_until,
+        ),
+        else_=timers.c.due_at,
+    )
     value: datetime | None = await conn.scalar(
-        sa.select(sa.func.min(timers.c.due_at)).where(timers.c.fired_at.is_(None))
+        sa.select(sa.func.min(claimable)).where(timers.c.fired_at.is_(None))
     )
     return value
 

@@ -115,7 +115,9 @@ async def group_members(conn: AsyncConnection, group_id: int) -> list[Row]:
 _LOCK_GROUP = (
     sa.select(groups)
     .where(groups.c.id == sa.bindparam("group_id"), groups.c.deleted_at.is_(None))
-    .with_for_update()
+    # FOR NO KEY UPDATE: a FOR UPDATE conflicted with the key-share lock that inserting deliveries
+    # (a foreign key to the group) takes, so a signal and a timer holding the incident deadlocked.
+    .with_for_update(key_share=True)
 )
 
 
