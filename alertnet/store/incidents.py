@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .. import notify
 from ..delivery import Purpose
 from ..incidents import State
+from .neighbourhoods import REACHABLE_RESPONDER
 from .tables import (
     answers,
     deliveries,
@@ -194,7 +195,7 @@ async def alerted(conn: AsyncConnection, incident_id: int, purposes: tuple[Purpo
             # responder who did not say STOP.
             sa.or_(
                 members.c.status == "active",
-                responders.c.opted_out_at.is_(None) & responders.c.id.is_not(None),
+                REACHABLE_RESPONDER,
             ),
         )
         .order_by(deliveries.c.id)

@@ -12,6 +12,9 @@ from ..errors import Conflict, NotFound
 from . import signals as signal_store
 from .tables import neighbourhoods, responders
 
+#: On a row joined to `responders`: a responder who can be sent to (not removed, no STOP).
+REACHABLE_RESPONDER = responders.c.id.is_not(None) & responders.c.opted_out_at.is_(None)
+
 Row = dict[str, Any]
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .. import delivery, gsm, notify
 from ..delivery import Priority, Purpose, Status
 from ..schemas import MemberStatus
+from .neighbourhoods import REACHABLE_RESPONDER
 from .tables import deliveries, members, outbox, responders
 
 #: Rank of a stored status, in SQL, so "forward only" holds inside one UPDATE.
@@ -157,7 +158,7 @@ async def claim_due_jobs(conn: AsyncConnection, now: datetime, limit: int, lease
             deliveries.c.created_at,
             # A member who said STOP, left or was removed since the message was queued gets nothing.
             sa.or_(
-                responders.c.opted_out_at.is_(None) & responders.c.id.is_not(None),
+                REACHABLE_RESPONDER,
                 members.c.status.in_([MemberStatus.active, MemberStatus.pending]),
             ).label("reachable"),
         )
