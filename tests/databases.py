@@ -12,7 +12,6 @@ import asyncio
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -26,6 +25,8 @@ import asyncpg
 import sqlalchemy as sa
 
 from alertnet.store import db
+
+from .ports import free_port
 
 ENV_URL = "ALERTNET_TEST_DATABASE_URL"
 
@@ -48,13 +49,6 @@ def pg_bin() -> Path | None:
     return Path(initdb).resolve().parent if initdb else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Cluster:
     """A throwaway PostgreSQL cluster on 127.0.0.1."""
 
@@ -62,7 +56,7 @@ class Cluster:
         self.bin = bin_dir
         self.root = Path(tempfile.mkdtemp(prefix="alertnet-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.as_postgres = os.geteuid() == 0
 
     def _cmd(self, *args: str) -> list[str]:

@@ -23,17 +23,11 @@ from typing import Any
 from alertnet import twiliosim
 
 from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM
+from .ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_TWILIO = [sys.executable, "-m", "tests.fake_twilio"]
 ADMIN_TOKEN = "crash-test-admin-token-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, detail: Callable[[], str]) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from .ports import free_port
 
 ALERTNET = [sys.executable, "-m", "alertnet"]
 #: The newest migration: revisions are numbered like their files.
@@ -42,13 +43,6 @@ def run(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess
         text=True,
         timeout=60,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
