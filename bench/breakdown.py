@@ -45,8 +45,9 @@ from alertnet.providers.twilio import TwilioProvider
 from alertnet.settings import Settings
 from alertnet.store import db
 from tests import fake_twilio
+from tests.ports import free_port
 
-from .harness import Admin, free_port
+from .harness import Admin
 from .run import ADMIN_TOKEN, AUTH_TOKEN, Phase, ally, signal_text
 
 GROUPS = 60

@@ -48,6 +48,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from alertnet import incidents, twiliosim
 from alertnet.settings import Settings
 from tests import fake_twilio
+from tests.ports import free_port
 
 from .harness import (
     CONCURRENCY,
@@ -57,7 +58,6 @@ from .harness import (
     Load,
     Post,
     drive,
-    free_port,
     percentile,
     signed_post,
     wait_http,
@@ -838,7 +838,7 @@ async def watch_timers(
 
 async def histogram(service: Service, name: str, within: float | None = None) -> dict[str, float]:
     """A histogram from every process's /metrics: count, sum, and the count up to `within`."""
-    totals: Counter[str] = Counter()
+    totals: dict[str, float] = {"count": 0.0, "sum": 0.0, "within": 0.0}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         for url in service.urls("/metrics"):
             async with session.get(url) as response:
