@@ -66,7 +66,7 @@ def sampling(child: Child, out: Path | None, name: str) -> Iterator[None]:
     spy = subprocess.Popen(
         [
             *(tool, "record", "--pid", str(child.pid), "--rate", "200", "--idle", "--threads"),
-            *("--nonblocking", "--format", "raw", "--output", str(target)),
+            *("--format", "raw", "--output", str(target)),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -6,7 +6,8 @@ write lock all that time. SQLAlchemy's async layer then adds a greenlet per stat
 switch per driver call: 44 µs a statement against 20 µs for the same statement on its sync
 engine. So this driver is the standard library's sqlite3 under SQLAlchemy's own sqlite3 dialect,
 declared async so `AsyncEngine` accepts it, and its connections run each statement at once,
-without a greenlet: a statement costs what SQLAlchemy and SQLite cost.
+without a greenlet. A statement run more than once runs as a prepared plan (`prepared`), which
+skips SQLAlchemy's per-execution work too: it then costs little more than SQLite itself.
 
 Blocking the loop is what a CPU-bound call does anyway: SQLite answers from memory and the page
 cache. The one real wait is for another process's write lock (busy_timeout); alertnet serves
@@ -33,12 +34,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
+from sqlalchemy import Connection as SyncConnection
 from sqlalchemy import Engine as SyncEngine
 from sqlalchemy import pool
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from . import prepared
 
 DRIVER = "inloop"
 #: A connection checkpoints by itself only past this many WAL pages (about 16 MB): a backstop for
@@ -66,6 +70,10 @@ class SQLiteDialect_inloop(SQLiteDialect_pysqlite):
     is_async = True
     supports_statement_cache = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.plans = prepared.Plans(self)
+
     def on_connect(self) -> Callable[[Any], None]:
         inherited = super().on_connect()
 
@@ -91,16 +99,53 @@ class SQLiteDialect_inloop(SQLiteDialect_pysqlite):
 
 
 class Connection(AsyncConnection):
-    """Runs a statement at once, in this thread; the rest (connect, begin, commit) as any
-    `AsyncConnection` does. SQLAlchemy's own `execute` would refuse a driver that never awaits."""
+    """Runs a statement at once, in this thread, as a prepared plan where it can; the rest
+    (connect, begin, commit) as any `AsyncConnection` does. SQLAlchemy's own `execute` would
+    refuse a driver that never awaits."""
 
     async def execute(self, statement: Any, parameters: Any = None, *, execution_options: Any = None) -> Any:
-        return self._proxied.execute(statement, parameters, execution_options=execution_options)
+        sync = self._proxied
+        if execution_options is None and sync.in_transaction() and not _observed(sync):
+            ran = _run_planned(sync, statement, parameters)
+            if ran is not None:
+                return ran
+        return sync.execute(statement, parameters, execution_options=execution_options)
 
     async def exec_driver_sql(
         self, statement: str, parameters: Any = None, execution_options: Any = None
     ) -> Any:
         return self._proxied.exec_driver_sql(statement, parameters, execution_options)
+
+
+def _observed(sync: SyncConnection) -> bool:
+    """Events are listened for, or options set: SQLAlchemy must run every statement."""
+    return bool(sync._has_events or sync.engine._has_events or sync._execution_options)
+
+
+def _run_planned(sync: SyncConnection, statement: Any, parameters: Any) -> prepared.Result | None:
+    """The statement run by its plan; None when it has none (SQLAlchemy runs it then)."""
+    kind = type(parameters)
+    if parameters is None:
+        parameters, kind = {}, dict
+    elif kind is list and len(parameters) == 1:
+        parameters, kind = parameters[0], type(parameters[0])
+    if kind is dict:
+        keys, many = tuple(parameters), False
+    elif kind is list and parameters and type(parameters[0]) is dict:
+        keys, many = tuple(parameters[0]), True
+    else:
+        return None
+    dialect = sync.dialect
+    assert isinstance(dialect, SQLiteDialect_inloop)
+    plan = dialect.plans.get(statement, keys, many)
+    if plan is None:
+        return None
+    dbapi_connection = sync.connection.dbapi_connection
+    assert isinstance(dbapi_connection, sqlite3.Connection)
+    try:
+        return plan.run(dbapi_connection, parameters)
+    except KeyError:  # an executemany's rows differ in their names: SQLAlchemy sorts that out
+        return None
 
 
 class Engine(AsyncEngine):
