@@ -35,3 +35,5 @@ routes: web.AppKey[dict[object, Route]] = web.AppKey("routes")
 
 #: Request-scoped: the authenticated principal.
 principal: web.RequestKey[Principal] = web.RequestKey("principal")
+#: Request-scoped: what the handler adds to the request's one log line (`middleware.observe`).
+log_fields: web.RequestKey[dict[str, object]] = web.RequestKey("log_fields")

@@ -43,7 +43,8 @@ def _route_name(request: web.Request) -> str:
 
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id to every log line, log the request, count it."""
+    """Bind a request id to every log line, log the request (one line, with what the handler
+    adds in `keys.log_fields`), count it."""
     given = request.headers.get("X-Request-ID", "")
     request_id = given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     started = time.perf_counter()
@@ -66,6 +67,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 path=request.path,
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
+                **request.get(keys.log_fields, {}),
             )
 
 

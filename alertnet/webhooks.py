@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -12,7 +13,7 @@ from typing import Any, NoReturn
 import structlog
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, compare
 from twilio.twiml.messaging_response import MessagingResponse
 
 from . import delivery, engine, inbound, keys, phones, signals, throttle
@@ -49,9 +50,22 @@ async def _twilio_form(request: web.Request) -> dict[str, str]:
     form = {key: str(value) for key, value in posted.items()}
     if token is not None:
         url = request.app[keys.settings].effective_public_url + request.path_qs
-        if not RequestValidator(token.get_secret_value()).validate(url, form, signature):
+        if not _signed(_validator(token.get_secret_value()), url, form, signature):
             _refuse(request)
     return form
+
+
+@functools.lru_cache(maxsize=4)
+def _validator(token: str) -> RequestValidator:
+    return RequestValidator(token)
+
+
+def _signed(validator: RequestValidator, url: str, form: dict[str, str], signature: str) -> bool:
+    """`validator.validate`, which accepts the URL with and without its port (Twilio signs either)
+    and so computes two signatures; the URL as we know it is one of the two, and tried first."""
+    return compare(validator.compute_signature(url, form), signature) or validator.validate(
+        url, form, signature
+    )
 
 
 def _refuse(request: web.Request) -> NoReturn:
@@ -81,10 +95,16 @@ def _error_code(form: dict[str, str]) -> str | None:
 
 
 def _twiml(text: str | None) -> web.Response:
+    return web.Response(text=_twiml_text(text), content_type="text/xml")
+
+
+@functools.lru_cache(maxsize=1024)
+def _twiml_text(text: str | None) -> str:
+    """The TwiML reply; most replies are one of a few texts, so each is rendered once."""
     response = MessagingResponse()
     if text:
         response.message(text)
-    return web.Response(text=str(response), content_type="text/xml")
+    return str(response)
 
 
 async def sms_inbound(request: web.Request) -> web.Response:
@@ -100,7 +120,11 @@ async def sms_inbound(request: web.Request) -> web.Response:
     received = await db.write_together(request.app[keys.engine], lambda conn: inbound.receive(conn, sms, now))
     request.app[keys.sender].notify()
     request.app[keys.metrics].inbound.labels(received.command, "new" if received.fresh else "replay").inc()
-    log.info("sms_received", command=received.command, fresh=received.fresh, sender=phones.mask(sender))
+    request[keys.log_fields] = {
+        "command": received.command,
+        "fresh": received.fresh,
+        "sender": phones.mask(sender),
+    }
     return _twiml(received.reply)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -70,7 +71,10 @@ class TestFanOut:
         tail = ally(0)[-8:]
         assert all(tail not in re.sub(r"[\s\-./()]", "", m["Body"]) for m in fake.messages)
         assert tail not in re.sub(r"[\s\-./()]", "", stream.getvalue())
-        assert "sms_received" in stream.getvalue()
+        inbound = [json.loads(line) for line in stream.getvalue().splitlines() if '"/sms/inbound"' in line]
+        assert [(line["event"], line["command"], line["sender"][-5:]) for line in inbound] == [
+            ("http_request", "signal", ally(0)[-4:-2] + " " + ally(0)[-2:])
+        ]
 
     async def test_twilio_retry_is_processed_once(self, client: Client, fake: FakeTwilio) -> None:
         """The same MessageSid twice: one signal, one fan-out, and the retry gets the same reply.
@@ -138,6 +142,28 @@ class TestSignatures:
             "/sms/inbound", data=form, headers=twiliosim.headers(socket_url, form, AUTH_TOKEN)
         )
         assert response.status == 403
+
+    @pytest.mark.parametrize(
+        ("signed_url", "status"),
+        [
+            (PUBLIC_URL + "/sms/inbound", 200),
+            (PUBLIC_URL.replace(".org", ".org:443") + "/sms/inbound", 200),  # Twilio signs either form
+            (PUBLIC_URL.replace(".org", ".org:8443") + "/sms/inbound", 403),
+            (PUBLIC_URL + "/sms/inbound?x=1", 403),
+        ],
+        ids=["as-configured", "default-port", "other-port", "other-query"],
+    )
+    async def test_signature_for_the_public_url_with_or_without_its_port(
+        self, client: Client, signed_url: str, status: int
+    ) -> None:
+        from alertnet import twiliosim
+
+        await make_group(client, 3)
+        form = twiliosim.inbound_form(ally(0), "Inbraak")
+        headers = twiliosim.headers(signed_url, form, AUTH_TOKEN)
+        response = await client.post("/sms/inbound", data=form, headers=headers)
+        assert response.status == status
+        assert len(await rows(client, "SELECT * FROM signals")) == (status == 200)
 
     async def test_status_callback_needs_signature(self, client: Client) -> None:
         """Status callbacks are signed too."""
