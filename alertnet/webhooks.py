@@ -63,9 +63,9 @@ def _validator(token: str) -> RequestValidator:
 def _signed(validator: RequestValidator, url: str, form: dict[str, str], signature: str) -> bool:
     """`validator.validate`, which accepts the URL with and without its port (Twilio signs either)
     and so computes two signatures; the URL as we know it is one of the two, and tried first."""
-    return compare(validator.compute_signature(url, form), signature) or validator.validate(
-        url, form, signature
-    )
+    if compare(validator.compute_signature(url, form), signature):
+        return True
+    return bool(validator.validate(url, form, signature))
 
 
 def _refuse(request: web.Request) -> NoReturn:
