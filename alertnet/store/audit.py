@@ -66,10 +66,11 @@ async def flush(conn: AsyncConnection) -> None:
         digest = audit.chain_hash(prev_hash, event)
         rows.append({**event, "prev_hash": prev_hash, "hash": digest})
         seq, prev_hash = seq + 1, digest
-    await conn.execute(t.insert(), rows)
+    await conn.execute(_INSERT, rows)
     pending.clear()
 
 
+_INSERT = t.insert()
 _LOCK = sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK))
 _HEAD = sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1)
 

@@ -19,6 +19,7 @@ execution options, and every statement while engine events are listened for (tes
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -131,7 +132,7 @@ class Scalars:
 class Plan:
     """One statement compiled for one set of parameter names."""
 
-    __slots__ = ("binds", "dialect", "many", "processors", "row", "sql")
+    __slots__ = ("dialect", "get", "many", "positions", "processors", "row", "sql", "template", "to_bind")
 
     def __init__(
         self,
@@ -144,16 +145,37 @@ class Plan:
     ) -> None:
         self.dialect = dialect
         self.sql = sql
-        self.binds = binds
         self.row = row
         self.processors = processors
         self.many = many
+        # The statement's own values are bound once, here; the parameters' are fetched by one
+        # itemgetter and bound at each execution.
+        self.template = [
+            (fixed if process is None else process(fixed)) if key is None else None
+            for key, fixed, process in binds
+        ]
+        self.positions = [i for i, (key, _, _) in enumerate(binds) if key is not None]
+        names = [key for key, _, _ in binds if key is not None]
+        self.get = operator.itemgetter(*names) if names else None
+        self.to_bind = [
+            (i, process)
+            for i, (key, _, process) in enumerate(binds)
+            if key is not None and process is not None
+        ]
 
     def _values(self, params: Params) -> list[Any]:
-        values = []
-        for key, fixed, process in self.binds:
-            value = fixed if key is None else params[key]
-            values.append(value if process is None else process(value))
+        values = self.template.copy()
+        if self.get is not None:
+            got = self.get(params)
+            if len(self.positions) == 1:
+                values[self.positions[0]] = got
+            elif len(self.positions) == len(values):
+                values = list(got)
+            else:
+                for position, value in zip(self.positions, got, strict=True):
+                    values[position] = value
+        for position, process in self.to_bind:
+            values[position] = process(values[position])
         return values
 
     def run(self, dbapi_connection: sqlite3.Connection, params: Params | list[Params]) -> Result:
