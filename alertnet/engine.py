@@ -98,7 +98,15 @@ async def coverage_gaps(conn: AsyncConnection, policy: EscalationPolicy) -> list
 
 
 async def on_signal(
-    conn: AsyncConnection, incident: Row, *, new: bool, urgent: bool, text: str, now: datetime, who: Who
+    conn: AsyncConnection,
+    incident: Row,
+    signal_id: int,
+    *,
+    new: bool,
+    urgent: bool,
+    text: str,
+    now: datetime,
+    who: Who,
 ) -> None:
     """Note the signal's time, count reporters, look for urgent words, and let the policy decide.
 
@@ -107,7 +115,7 @@ async def on_signal(
     policy = policy_of(incident)
     urgent = urgent or is_urgent(text, policy.urgent_keywords)
     values = {"last_signal_at": now, "urgent": incident["urgent"] or urgent}
-    reporters = await store.note_signal(conn, incident["id"], **values)
+    reporters = await store.note_signal(conn, incident["id"], signal_id, **values)
     incident.update(values, reporters=reporters)
     event = Opened(urgent) if new else SignalAdded(reporters, urgent)
     await decide(conn, incident, event, now, Context(who=who), policy)

@@ -114,7 +114,7 @@ async def accept(
             "urgent": urgent,
         },
     )
-    await engine.on_signal(conn, incident, new=new, urgent=urgent, text=text, now=now, who=who)
+    await engine.on_signal(conn, incident, signal_id, new=new, urgent=urgent, text=text, now=now, who=who)
     return Intake(signal_id, incident["id"], incident["number"], new, sent, limited=limited)
 
 

@@ -194,3 +194,30 @@ async def test_idempotency_holds_across_processes(
     await settled(client)
     assert len(await rows(client, "SELECT id FROM signals")) == 1
     assert len(fake.messages) == 3
+
+
+async def test_an_incident_counts_each_reporter_once(client: Client) -> None:
+    """Members by SMS, a number given by a device, and devices with no number (one reporter per
+    channel): each counts once however often it reports."""
+    group = await make_group(client, 4, escalation={"threshold_reporters": 50})
+    token = await _source_token(client, group["id"])
+    reports = [
+        (ally(0), "Man bij de schuur"),
+        (ally(0), "Hij loopt nu naar de poort"),  # the same member again
+        (ally(1), "Ik zie hem ook"),
+        (STRANGER, "Alarm achterdeur"),  # a device naming a number that is no member
+        (STRANGER, "Alarm voordeur"),
+        (None, "Sensor schuur"),  # devices without a number: one anonymous reporter
+        (None, "Sensor poort"),
+        (ally(1), "Weg richting park"),
+    ]
+    counts = []
+    for phone, text in reports:
+        if phone is None or phone == STRANGER:
+            body = {"group_id": group["id"], "text": text} | ({"reporter_phone": phone} if phone else {})
+            await _post(client, token, body)
+        else:
+            await sms(client, phone, text)
+        incident = await call(client, "GET", "/api/v1/incidents/1", expect=200)
+        counts.append(incident["reporters"])
+    assert counts == [1, 1, 2, 3, 3, 4, 4, 4]

@@ -88,34 +88,40 @@ async def signal_rows(conn: AsyncConnection, incident_id: int) -> list[Row]:
     return [dict(row._mapping) for row in await conn.execute(_SIGNAL_ROWS, {"incident_id": incident_id})]
 
 
-#: Who reported a signal: the member, else the number given, else one anonymous source per channel.
-REPORTER = sa.case(
-    (signals.c.member_id.is_not(None), sa.literal("member:") + sa.cast(signals.c.member_id, sa.String)),
-    else_=sa.func.coalesce(
-        sa.func.nullif(signals.c.reporter_phone, ""), sa.literal("anonymous:") + signals.c.channel
-    ),
+def reporter_of(rows: sa.FromClause) -> sa.ColumnElement[str]:
+    """Who reported a signal: the member, else the number given, else one anonymous source per
+    channel (for `signals` or an alias of it)."""
+    return sa.case(
+        (rows.c.member_id.is_not(None), sa.literal("member:") + sa.cast(rows.c.member_id, sa.String)),
+        else_=sa.func.coalesce(
+            sa.func.nullif(rows.c.reporter_phone, ""), sa.literal("anonymous:") + rows.c.channel
+        ),
+    )
+
+
+REPORTER = reporter_of(signals)
+_EARLIER, _NEW = signals.alias("earlier"), signals.alias("new")
+#: Whether the new signal's reporter reported in the incident before: an index lookup per
+#: earlier signal that stops at the first match, where counting them all anew read every one.
+_REPORTED_BEFORE = sa.exists().where(
+    _EARLIER.c.incident_id == sa.bindparam("incident_id"),
+    _EARLIER.c.id != sa.bindparam("signal_id"),
+    reporter_of(_EARLIER)
+    == sa.select(reporter_of(_NEW)).where(_NEW.c.id == sa.bindparam("signal_id")).scalar_subquery(),
 )
-_REPORTERS = sa.select(sa.func.count(sa.distinct(REPORTER))).where(
-    signals.c.incident_id == sa.bindparam("incident_id")
-)
-
-
-async def reporter_count(conn: AsyncConnection, incident_id: int) -> int:
-    """How many different reporters an incident's signals came from."""
-    return int(await conn.scalar(_REPORTERS, {"incident_id": incident_id}) or 0)
-
-
 _NOTE_SIGNAL = (
     incidents.update()
     .where(incidents.c.id == sa.bindparam("incident_id"))
-    .values(reporters=_REPORTERS.scalar_subquery())
+    .values(reporters=incidents.c.reporters + sa.case((_REPORTED_BEFORE, 0), else_=1))
     .returning(incidents.c.reporters)
 )
 
 
-async def note_signal(conn: AsyncConnection, incident_id: int, **values: Any) -> int:
-    """Update an incident after a signal, counting its reporters anew; returns that count."""
-    return int((await conn.execute(_NOTE_SIGNAL, {"incident_id": incident_id, **values})).scalar_one())
+async def note_signal(conn: AsyncConnection, incident_id: int, signal_id: int, **values: Any) -> int:
+    """Update an incident after its signal `signal_id` (stored), counting its reporter if new;
+    returns the count. The caller holds the incident's lock, so counts never race."""
+    params = {"incident_id": incident_id, "signal_id": signal_id, **values}
+    return int((await conn.execute(_NOTE_SIGNAL, params)).scalar_one())
 
 
 async def responders_by_id(conn: AsyncConnection, ids: set[int]) -> dict[int, Row]:
