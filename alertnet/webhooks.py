@@ -156,7 +156,8 @@ async def sms_status(request: web.Request) -> web.Response:
 
     # A fan-out's callbacks come in bursts (two or three per SMS): they share transactions.
     moved = await db.write_together(request.app[keys.engine], record)
-    log.info("sms_status", status=word, moved=moved is not None, error_code=error_code)
+    fields: dict[str, object] = {"sms_status": word, "moved": moved is not None, "error_code": error_code}
+    request[keys.log_fields] = fields
     return web.Response(status=204)
 
 

@@ -13,6 +13,8 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -253,3 +255,27 @@ def test_timestamps_bound_again_are_converted_once_and_right() -> None:
     bind = tables.UTCDateTime().dialect_impl(on_postgresql).bind_processor(on_postgresql)
     assert bind is not None
     assert [bind(amsterdam), bind(amsterdam), bind(later)] == [noon, noon, later]
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1900, 1, 2), max_value=datetime(9998, 12, 30), timezones=st.timezones()
+    )
+)
+def test_sqlite_timestamps_are_written_and_read_as_sqlalchemy_does(moment: datetime) -> None:
+    """UTCDateTime's one-step SQLite text (isoformat, fromisoformat) is SQLAlchemy's DATETIME format."""
+    on_sqlite = sqlite_dialect.dialect()
+    ours = tables.UTCDateTime().dialect_impl(on_sqlite)
+    stock = sa.DateTime().dialect_impl(on_sqlite)
+    stock_bind, stock_read = stock.bind_processor(on_sqlite), stock.result_processor(on_sqlite, None)
+    bind, read = ours.bind_processor(on_sqlite), ours.result_processor(on_sqlite, None)
+    assert bind is not None
+    assert read is not None
+    assert stock_bind is not None
+    assert stock_read is not None
+    utc = moment.astimezone(UTC)
+    text = bind(moment)
+    assert text == stock_bind(utc.replace(tzinfo=None))
+    assert read(text) == utc == stock_read(text).replace(tzinfo=UTC)
+    for shorter in (text[:19], text[:10]):  # what raw SQL may have written: no fraction, a date
+        assert read(shorter) == stock_read(shorter).replace(tzinfo=UTC)

@@ -36,8 +36,9 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         """As TypeDecorator's, but a value bound again at once is converted once: a fan-out binds
-        the same `now` to every delivery it stores (0.08 ms of a signal's 0.86 on SQLite)."""
-        process = super().bind_processor(dialect)
+        the same `now` to every delivery it stores (0.08 ms of a signal's 0.86 on SQLite). On
+        SQLite the text is written in one step: SQLAlchemy's DATETIME format is isoformat's."""
+        process = _sqlite_text if dialect.name == "sqlite" else super().bind_processor(dialect)
         if process is None:
             return None
         last: list[tuple[Any, Any]] = [(None, None)]
@@ -52,11 +53,38 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
         return again
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        """On SQLite, the stored text read in one step (`datetime.fromisoformat`), falling back
+        to SQLAlchemy's reading for anything it does not take."""
+        general = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or general is None:
+            return general
+
+        def process(value: Any) -> datetime | None:
+            if isinstance(value, str):
+                try:
+                    moment = datetime.fromisoformat(value)
+                except ValueError:
+                    return general(value)
+                return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            return general(value)
+
+        return process
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         moment: datetime = value
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    """An aware datetime as SQLite stores it: naive UTC text, to the microsecond."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _id() -> sa.Column[int]:
