@@ -366,13 +366,17 @@ _APPLY: dict[type, Callable[[AsyncConnection, Row, Any, datetime, Context], Awai
 # Events the workers report
 
 
-async def fire_timer(conn: AsyncConnection, timer: Row, now: datetime) -> None:
-    """A due timer: decide, then mark it fired in the same transaction (fires once)."""
+async def fire_timer(conn: AsyncConnection, timer: Row, now: datetime) -> bool:
+    """A due timer: mark it fired, then decide, in one transaction. False when it had fired
+    already: a worker whose lease ran out while it fired may find it claimed again by another,
+    and marking first (a row lock on PostgreSQL) lets only one of them decide."""
+    if not await store.mark_fired(conn, timer["id"], now):
+        return False
     incident = await store.get(conn, timer["incident_id"], lock=True) if timer["incident_id"] else None
     if incident is not None:
         event = TimerFired(TimerKind(timer["kind"]), timer["version"], timer["round"], timer["step"])
         await decide(conn, incident, event, now, Context())
-    await store.mark_fired(conn, timer["id"], now)
+    return True
 
 
 async def delivery_failed(

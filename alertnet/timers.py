@@ -96,10 +96,13 @@ class TimerWorker:
         now = self.clock()
         try:
             async with write(self.db) as conn:
-                await engine.fire_timer(conn, timer, now)
+                fired = await engine.fire_timer(conn, timer, now)
         except Exception:
             # Leave it leased: it comes back after the lease, and one bad timer never blocks the rest.
             log.exception("timer_failed", timer_id=timer["id"])
+            return
+        if not fired:
+            log.info("timer_fired_elsewhere", timer_id=timer["id"])
             return
         due_at = timer["due_at"]
         assert isinstance(due_at, datetime)

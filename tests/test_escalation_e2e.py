@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
 from .conftest import Client, call
 from .fake_twilio import FakeTwilio, Fault, permanent
@@ -581,3 +582,32 @@ async def test_a_signal_during_the_group_deletion_opens_nothing(
     await sms(client, ally(0), "Brand in de schuur")
     await deleting
     assert {state for (state,) in await rows(client, "SELECT state FROM incidents")} <= {"resolved"}
+
+
+async def test_a_timer_claimed_twice_fires_once(client: Client, fake: FakeTwilio) -> None:
+    """A timer whose lease ran out while it fired (a slow transaction, a paused process) may be
+    claimed again by another worker: its second firing does nothing."""
+    from alertnet import engine, keys
+    from alertnet.store import db
+
+    await make_escalating_group(client, 3, steps=[(OFFICER, 600)], ack_timeout_s=600)
+    await sms(client, ally(0), "Verdacht busje")
+    later = datetime.now(UTC) + timedelta(seconds=601)
+    async with db.read(client.app[keys.engine]) as conn:
+        timer = dict(
+            (await conn.execute(sa.text("SELECT * FROM timers WHERE kind = 'ack_timeout'"))).one()._mapping
+        )
+    timer["due_at"] = datetime.fromisoformat(str(timer["due_at"])).replace(tzinfo=UTC)
+    fired = []
+    for _ in range(2):  # what two workers holding the same claim would do
+        async with db.write(client.app[keys.engine]) as conn:
+            fired.append(await engine.fire_timer(conn, timer, later))
+    assert fired == [True, False]
+    # Queued for `later`: the page is counted in the outbox, not waited for at the fake.
+    assert await rows(client, "SELECT recipient_phone FROM deliveries WHERE purpose = 'escalation'") == [
+        (OFFICER,)
+    ]
+    kinds = [
+        kind for (kind,) in await rows(client, "SELECT type FROM audit_events WHERE type LIKE 'escalation.%'")
+    ]
+    assert kinds == ["escalation.paged"]  # once, and no stale second decision

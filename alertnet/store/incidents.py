@@ -163,8 +163,17 @@ async def claim_due_timers(conn: AsyncConnection, now: datetime, limit: int, lea
     return sorted((dict(row._mapping) for row in rows), key=lambda t: (t["due_at"], t["id"]))
 
 
-async def mark_fired(conn: AsyncConnection, timer_id: int, now: datetime) -> None:
-    await conn.execute(timers.update().where(timers.c.id == timer_id).values(fired_at=now, lease_until=None))
+_MARK_FIRED = (
+    timers.update()
+    .where(timers.c.id == sa.bindparam("timer_id"), timers.c.fired_at.is_(None))
+    .values(fired_at=sa.bindparam("fired_at"), lease_until=None)
+)
+
+
+async def mark_fired(conn: AsyncConnection, timer_id: int, now: datetime) -> bool:
+    """Mark a timer fired; False if it had been already."""
+    result = await conn.execute(_MARK_FIRED, {"timer_id": timer_id, "fired_at": now})
+    return bool(result.rowcount)
 
 
 async def next_due(conn: AsyncConnection) -> datetime | None:
