@@ -11,7 +11,7 @@ help:
 	@echo "make install   create .venv and install alertnet with its dev tools"
 	@echo "make demo      run the demo: SQLite, console SMS, a seeded neighbourhood"
 	@echo "make run       alertnet serve (ALERTNET_* settings from the environment)"
-	@echo "make test      the tests, on SQLite and PostgreSQL"
+	@echo "make test      the tests, on SQLite and PostgreSQL, on two workers"
 	@echo "make lint      ruff and mypy --strict;  make format  fix formatting"
 	@echo "make bench     throughput and latency figures (a report, not a test)"
 	@echo "make clean     remove .venv and caches"
@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/alertnet demo
 
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: install
 	$(BIN)/ruff check alertnet tests bench

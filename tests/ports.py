@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from pathlib import Path
@@ -20,9 +21,18 @@ def ephemeral_range() -> tuple[int, int]:
         return _EPHEMERAL_DEFAULT
 
 
+def _share() -> tuple[int, int]:
+    """This pytest-xdist worker's index and the number of workers ((0, 1) outside xdist)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    return (int(worker.removeprefix("gw")), count) if worker.startswith("gw") else (0, 1)
+
+
 def _candidates() -> list[int]:
     low, _high = ephemeral_range()
-    ports = list(range(_LOWEST, max(low, _LOWEST + 1_000)))
+    index, workers = _share()
+    # Each xdist worker has ports of its own: two workers never hand out the same one.
+    ports = [port for port in range(_LOWEST, max(low, _LOWEST + 1_000)) if port % workers == index]
     random.shuffle(ports)  # two test runs on one machine rarely try the same ports in turn
     return ports
 

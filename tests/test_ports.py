@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
+from . import ports
 from .ports import ephemeral_range, free_port
 
 
@@ -19,3 +22,14 @@ def test_a_port_is_handed_out_once_and_is_free() -> None:
     assert len(set(ports)) == len(ports)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", ports[-1]))
+
+
+def test_each_xdist_worker_has_ports_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    shares = []
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        shares.append(set(ports._candidates()))
+    assert shares[0]
+    assert shares[1]
+    assert not shares[0] & shares[1]
