@@ -23,7 +23,7 @@ import operator
 import sqlite3
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -55,40 +55,58 @@ class Row(tuple[Any, ...]):
             raise AttributeError(name) from None
 
 
-class Result:
-    """The part of SQLAlchemy's `Result` that alertnet uses, over rows already fetched."""
+T = TypeVar("T")
 
-    __slots__ = ("_rows", "rowcount")
 
-    def __init__(self, rows: list[Row], rowcount: int) -> None:
-        self._rows = rows
-        self.rowcount = rowcount
+class _Fetched(Generic[T]):
+    """Rows or values already fetched, with `Result`'s ways of taking them."""
 
-    def __iter__(self) -> Iterator[Row]:
-        return iter(self._rows)
+    __slots__ = ("_items",)
 
-    def all(self) -> list[Row]:
-        return list(self._rows)
+    def __init__(self, items: list[T]) -> None:
+        self._items = items
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._items)
+
+    def all(self) -> list[T]:
+        return list(self._items)
 
     fetchall = all
 
-    def first(self) -> Row | None:
-        return self._rows[0] if self._rows else None
+    def first(self) -> T | None:
+        return self._items[0] if self._items else None
 
-    def one_or_none(self) -> Row | None:
-        if len(self._rows) > 1:
+    def one_or_none(self) -> T | None:
+        if len(self._items) > 1:
             raise exc.MultipleResultsFound("Multiple rows were found when one or none was required")
         return self.first()
 
-    def one(self) -> Row:
-        if not self._rows:
+    def one(self) -> T:
+        if not self._items:
             raise exc.NoResultFound("No row was found when one was required")
-        row = self.one_or_none()
-        assert row is not None
-        return row
+        if len(self._items) > 1:
+            raise exc.MultipleResultsFound("Multiple rows were found when exactly one was required")
+        return self._items[0]
+
+
+class Scalars(_Fetched[Any]):
+    """The first column's values, as SQLAlchemy's `ScalarResult` gives them."""
+
+    __slots__ = ()
+
+
+class Result(_Fetched[Row]):
+    """The part of SQLAlchemy's `Result` that alertnet uses, over rows already fetched."""
+
+    __slots__ = ("rowcount",)
+
+    def __init__(self, rows: list[Row], rowcount: int) -> None:
+        super().__init__(rows)
+        self.rowcount = rowcount
 
     def scalar(self) -> Any:
-        return self._rows[0][0] if self._rows else None
+        return self._items[0][0] if self._items else None
 
     def scalar_one(self) -> Any:
         return self.one()[0]
@@ -98,35 +116,7 @@ class Result:
         return None if row is None else row[0]
 
     def scalars(self) -> Scalars:
-        return Scalars([row[0] for row in self._rows])
-
-
-class Scalars:
-    """The first column's values, as SQLAlchemy's `ScalarResult` gives them."""
-
-    __slots__ = ("_values",)
-
-    def __init__(self, values: list[Any]) -> None:
-        self._values = values
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._values)
-
-    def all(self) -> list[Any]:
-        return list(self._values)
-
-    def first(self) -> Any:
-        return self._values[0] if self._values else None
-
-    def one_or_none(self) -> Any:
-        if len(self._values) > 1:
-            raise exc.MultipleResultsFound("Multiple rows were found when one or none was required")
-        return self.first()
-
-    def one(self) -> Any:
-        if not self._values:
-            raise exc.NoResultFound("No row was found when one was required")
-        return self.one_or_none()
+        return Scalars([row[0] for row in self._items])
 
 
 class Plan:
