@@ -58,7 +58,7 @@ def sampling(child: Child, out: Path | None, name: str) -> Iterator[None]:
     """Sample `child` for the duration of the block, when profiling was asked for.
 
     py-spy pauses the child for each sample (no --nonblocking: read while it runs, half the
-    stacks came out cut short), which slows the run measured with it by about a tenth."""
+    stacks came out cut short), which slows the run measured with it by a tenth to a quarter."""
     tool = py_spy() if out is not None else None
     if out is None or tool is None:
         if out is not None:
