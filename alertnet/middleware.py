@@ -61,14 +61,14 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         finally:
             elapsed = time.perf_counter() - started
             request.app[keys.metrics].observe_request(request.method, _route_name(request), status, elapsed)
-            log.info(
-                "http_request",
-                method=request.method,
-                path=request.path,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
+            fields = {
                 **request.get(keys.log_fields, {}),
-            )
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            }
+            log.info("http_request", **fields)
 
 
 def _duplicate(exc: sa_exc.IntegrityError) -> bool:

@@ -33,8 +33,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 Params = dict[str, Any]
 Processor = Callable[[Any], Any] | None
 _DML_OR_SELECT = (sa.Select, sa.Insert, sa.Update, sa.Delete, sa.CompoundSelect)
-#: A bound value that comes from the statement itself (`.where(col == 5)`), not the parameters.
-_FIXED = object()
 
 
 class Row(tuple[Any, ...]):
@@ -259,12 +257,12 @@ def _binds(compiled: SQLCompiler, keys: set[str]) -> list[tuple[str | None, Any,
         if process is not None and not callable(process):
             return None  # a tuple's processors, one per element
         if bind.key in keys:
-            binds.append((bind.key, _FIXED, process))
+            binds.append((bind.key, None, process))
         elif name in keys:
-            binds.append((name, _FIXED, process))
+            binds.append((name, None, process))
         elif bind.required:
             return None  # SQLAlchemy raises its error for the missing value
-        else:
+        else:  # the statement's own value (`.where(col == 5)`)
             binds.append((None, bind.value, process))
     return binds
 

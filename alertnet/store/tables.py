@@ -38,7 +38,7 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         """As TypeDecorator's, but a value bound again at once is converted once: a fan-out binds
         the same `now` to every delivery it stores (0.08 ms of a signal's 0.86 on SQLite). On
         SQLite the text is written in one step: SQLAlchemy's DATETIME format is isoformat's."""
-        process = _sqlite_text if dialect.name == "sqlite" else super().bind_processor(dialect)
+        process = self._sqlite_text(dialect) if dialect.name == "sqlite" else super().bind_processor(dialect)
         if process is None:
             return None
         last: list[tuple[Any, Any]] = [(None, None)]
@@ -63,11 +63,19 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         def process(value: Any) -> datetime | None:
             if isinstance(value, str):
                 try:
-                    moment = datetime.fromisoformat(value)
+                    return self.process_result_value(datetime.fromisoformat(value), dialect)
                 except ValueError:
-                    return general(value)
-                return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+                    pass
             return general(value)
+
+        return process
+
+    def _sqlite_text(self, dialect: Dialect) -> Callable[[datetime | None], str | None]:
+        """An aware datetime as SQLite stores it: naive UTC text, to the microsecond."""
+
+        def process(value: datetime | None) -> str | None:
+            naive: datetime | None = self.process_bind_param(value, dialect)
+            return None if naive is None else naive.isoformat(" ", "microseconds")
 
         return process
 
@@ -76,15 +84,6 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
             return None
         moment: datetime = value
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _sqlite_text(value: datetime | None) -> str | None:
-    """An aware datetime as SQLite stores it: naive UTC text, to the microsecond."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _id() -> sa.Column[int]:
