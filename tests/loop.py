@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from alertnet import keys, twiliosim
-from alertnet.store import db
+from alertnet.store import db, tables
 
 from .conftest import PUBLIC_URL, Client, call
 from .fake_twilio import AUTH_TOKEN
@@ -69,6 +70,14 @@ async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("timed out waiting for a worker")
         await asyncio.sleep(0.02)
+
+
+async def time_passes(client: Client) -> None:
+    """Every pending timer falls due now, as if its time-out had run out. A test makes its move (an
+    OK, a delete) first, under a long time-out, instead of racing a 1 s one on a busy machine."""
+    async with db.write(client.app[keys.engine]) as conn:
+        pending = tables.timers.c.fired_at.is_(None)
+        await conn.execute(tables.timers.update().where(pending).values(due_at=datetime.now(UTC)))
 
 
 async def timers_fired(client: Client, timeout_s: float = 15.0) -> None:

@@ -21,6 +21,7 @@ from .loop import (
     rows,
     settled,
     sms,
+    time_passes,
     timers_fired,
     until,
 )
@@ -71,13 +72,14 @@ async def test_no_ok_within_ack_timeout_escalates(client: Client, fake: FakeTwil
 
 async def test_ally_ok_prevents_the_ack_escalation(client: Client, fake: FakeTwilio) -> None:
     """An ally's OK acknowledges; the others hear a neighbour is going; the ack timer does nothing."""
-    await make_escalating_group(client, 3, steps=[(OFFICER, 60)], ack_timeout_s=1)
+    await make_escalating_group(client, 3, steps=[(OFFICER, 60)], ack_timeout_s=60)
     await sms(client, ally(0), "Verdacht busje")
     _, replies = await sms(client, ally(1), "OK")
     assert replies[0].startswith("Dank je!")
     await until(lambda: any("Een buur gaat kijken" in b for b in fake.to(ally(2))))
     await until(lambda: any("Een buur gaat kijken" in b for b in fake.to(ally(0))))  # the reporter too
     assert not any("Een buur gaat kijken" in b for b in fake.to(ally(1)))
+    await time_passes(client)
     await timers_fired(client)
     await settled(client)
     assert paged(fake, OFFICER) == []
@@ -96,12 +98,13 @@ async def test_step_two_after_step_one_times_out(client: Client, fake: FakeTwili
 
 async def test_responder_ok_stops_the_chain(client: Client, fake: FakeTwilio) -> None:
     """The officer's OK: no backup is paged, and the allies hear the officer is on it."""
-    await make_escalating_group(client, 2, steps=[(OFFICER, 1), (BACKUP, 60)])
+    await make_escalating_group(client, 2, steps=[(OFFICER, 60), (BACKUP, 60)])
     await sms(client, ally(0), "Inbraak bij nummer 7")
     await until(lambda: len(paged(fake, OFFICER)) == 1)
     _, replies = await sms(client, OFFICER, "OK 1")
     assert replies[0].startswith("Bedankt.")
     await until(lambda: any("ingeschakeld" in b for b in fake.to(ally(1))))
+    await time_passes(client)
     await timers_fired(client)
     await settled(client)
     assert paged(fake, BACKUP) == []
@@ -307,12 +310,13 @@ async def test_a_responders_opt_out_follows_the_number(client: Client, fake: Fak
 async def test_deleting_the_group_ends_its_incidents(client: Client, fake: FakeTwilio) -> None:
     """A group deleted mid-escalation: its incident is resolved, the officer hears why, the chain
     does not go on to the backup, and no message is left for the allies whose numbers went."""
-    group = await make_escalating_group(client, 2, steps=[(OFFICER, 1), (BACKUP, 1)])
+    group = await make_escalating_group(client, 2, steps=[(OFFICER, 60), (BACKUP, 60)])
     await sms(client, ally(0), "Er is brand in de container")
     await until(lambda: len(paged(fake, OFFICER)) == 1)
     await call(client, "DELETE", f"/api/v1/groups/{group['id']}", expect=204)
     assert await rows(client, "SELECT state, resolution FROM incidents") == [("resolved", "group_deleted")]
     await until(lambda: any("opgeheven" in body for body in fake.to(OFFICER)))
+    await time_passes(client)
     await timers_fired(client)
     await settled(client)
     assert paged(fake, BACKUP) == []
