@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import admin, engine, keys
+from . import audit as chain
 from .auth import Role
 from .bodies import json_body, path_id, query
 from .middleware import principal
@@ -18,6 +19,7 @@ from .schemas import (
     AuditPage,
     AuditQuery,
     AuditVerdict,
+    AuditVerifyQuery,
     GroupIn,
     GroupOut,
     GroupPatch,
@@ -219,6 +221,8 @@ async def list_audit(request: web.Request) -> web.Response:
 
 async def verify_audit(request: web.Request) -> web.Response:
     who = principal(request)
+    params = query(request, AuditVerifyQuery)
+    anchor = None if params.expect is None else chain.Anchor.parse(params.expect)
     async with _read(request) as conn:
-        verdict = await audit.verify(conn, None if who.role == Role.admin else who.neighbourhood_id)
+        verdict = await audit.verify(conn, None if who.role == Role.admin else who.neighbourhood_id, anchor)
     return _one(AuditVerdict, verdict)

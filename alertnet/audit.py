@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,32 @@ def chain_hash(prev_hash: str, event: Mapping[str, Any]) -> str:
     return hashlib.sha256(f"{prev_hash}\n{canonical(event)}".encode()).hexdigest()
 
 
+_ANCHOR = re.compile(r"([1-9][0-9]{0,18}):([0-9a-f]{64})")
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One event's seq and hash, noted down outside the database.
+
+    The chain alone cannot show that its newest events were removed, or that someone with write
+    access rewrote it and recomputed every hash. An anchor can: each hash covers all before it, so
+    a later verify that still finds this seq with this hash proves the chain up to it unchanged.
+    """
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        match = _ANCHOR.fullmatch(text.strip().lower())
+        if match is None:
+            raise ValueError("an anchor is SEQ:HASH as verify prints it: a seq, a colon, 64 hex digits")
+        return cls(int(match[1]), match[2])
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
@@ -36,20 +63,25 @@ class Verdict:
     #: The first event that does not fit the chain: edited, or after a removed or moved one.
     bad_seq: int | None = None
     reason: str | None = None
+    #: The newest event checked (in scope): the anchor to note down for a later verify.
+    head: Anchor | None = None
 
 
 class ChainChecker:
     """Checks events fed in seq order; keeps only the last hash, so any length fits.
 
-    With a neighbourhood given, `count` counts only that neighbourhood's events: a
-    coordinator learns that the whole chain holds, not how busy other neighbourhoods are.
+    With a neighbourhood given, `count` counts only that neighbourhood's events, and `head` is its
+    newest: a coordinator learns that the whole chain holds, not how busy other neighbourhoods
+    are. An anchor, if given, must be found with its hash.
     """
 
-    def __init__(self, neighbourhood_id: int | None = None) -> None:
+    def __init__(self, neighbourhood_id: int | None = None, anchor: Anchor | None = None) -> None:
         self.scope = neighbourhood_id
+        self.anchor = anchor
         self.prev_hash = GENESIS
         self.prev_seq = 0
         self.count = 0
+        self.head: Anchor | None = None
         self.failure: Verdict | None = None
 
     def feed(self, event: Mapping[str, Any]) -> bool:
@@ -61,20 +93,29 @@ class ChainChecker:
             reason = "does not link to the event before it"
         elif chain_hash(self.prev_hash, event) != event["hash"]:
             reason = "content does not match its hash: edited"
+        elif self.anchor is not None and seq == self.anchor.seq and event["hash"] != self.anchor.hash:
+            reason = "does not match the anchor noted down: the chain was rewritten up to here"
         else:
             self.prev_hash, self.prev_seq = event["hash"], seq
-            self.count += self.scope is None or event["neighbourhood_id"] == self.scope
+            if self.scope is None or event["neighbourhood_id"] == self.scope:
+                self.count += 1
+                self.head = Anchor(seq, event["hash"])
             return True
-        self.failure = Verdict(ok=False, count=self.count, bad_seq=seq, reason=reason)
+        self.failure = Verdict(ok=False, count=self.count, bad_seq=seq, reason=reason, head=self.head)
         return False
 
     def verdict(self) -> Verdict:
-        return self.failure or Verdict(ok=True, count=self.count)
+        if self.failure is not None:
+            return self.failure
+        if self.anchor is not None and self.anchor.seq > self.prev_seq:
+            reason = f"missing: the chain ends at seq {self.prev_seq}, so newer events were removed"
+            return Verdict(ok=False, count=self.count, bad_seq=self.anchor.seq, reason=reason, head=self.head)
+        return Verdict(ok=True, count=self.count, head=self.head)
 
 
-def verify(events: Iterable[Mapping[str, Any]]) -> Verdict:
-    """Verify a whole chain given in seq order."""
-    checker = ChainChecker()
+def verify(events: Iterable[Mapping[str, Any]], anchor: Anchor | None = None) -> Verdict:
+    """Verify a whole chain given in seq order (and that it holds the anchor, if given)."""
+    checker = ChainChecker(anchor=anchor)
     for event in events:
         if not checker.feed(event):
             break

@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from . import __version__, admin, logs
+from . import audit as chain
 from .app import create_app, utcnow
 from .auth import CLI, Role
 from .errors import AlertnetError
@@ -96,14 +97,25 @@ def token_create(args: argparse.Namespace) -> int:
     return _with_engine(settings, work)
 
 
+def _anchor(text: str) -> chain.Anchor:
+    try:
+        return chain.Anchor.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def audit_verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def work(engine: Any) -> int:
         async with db.read(engine) as conn:
-            verdict = await audit.verify(conn)
+            verdict = await audit.verify(conn, anchor=args.expect)
         if verdict.ok:
             print(f"audit chain intact: {verdict.count} events")
+            if args.expect:
+                print(f"anchor {args.expect} found: nothing up to it was rewritten or removed")
+            if verdict.head:
+                print(f"head {verdict.head}  (note it down; --expect it later)")
             return 0
         print(
             f"audit chain BROKEN at seq {verdict.bad_seq}: {verdict.reason} "
@@ -200,7 +212,15 @@ def parser() -> argparse.ArgumentParser:
         parents=[config],
         help="verify the hash chain",
         description="Recompute the audit hash chain; exit 1 and name the first "
-        "edited, removed or reordered event if it is broken.",
+        "edited, removed or reordered event if it is broken. It prints the newest event "
+        "as SEQ:HASH: kept outside the server and passed back with --expect, it also "
+        "shows newest events removed, or the chain rewritten with recomputed hashes.",
+    )
+    p.add_argument(
+        "--expect",
+        type=_anchor,
+        metavar="SEQ:HASH",
+        help="an anchor an earlier verify printed: the chain must still hold it",
     )
     p.set_defaults(run=audit_verify)
 

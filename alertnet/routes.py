@@ -15,6 +15,7 @@ from .schemas import (
     AuditPage,
     AuditQuery,
     AuditVerdict,
+    AuditVerifyQuery,
     GroupIn,
     GroupOut,
     GroupPatch,
@@ -246,6 +247,7 @@ ROUTES: tuple[Route, ...] = (
         "Verify the audit hash chain",
         "audit",
         MANAGERS,
+        query=AuditVerifyQuery,
         response=AuditVerdict,
     ),
     Route(

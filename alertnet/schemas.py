@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from . import phones
+from . import audit, phones
 from .auth import Role
 from .incidents import State
 from .policy import DbId, EscalationPolicy
@@ -240,11 +240,34 @@ class AuditQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
+def _anchor(value: str) -> str:
+    return str(audit.Anchor.parse(value))
+
+
+class AuditVerifyQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expect: Annotated[
+        str | None,
+        Field(
+            max_length=100,
+            description="an anchor, SEQ:HASH, that an earlier verify gave as `head`: the chain must "
+            "still hold that event with that hash (nothing after it removed, nothing before it rewritten)",
+        ),
+        AfterValidator(lambda value: None if value is None else _anchor(value)),
+    ] = None
+
+
 class AuditVerdict(Out):
     ok: bool
     count: int
     bad_seq: int | None = None
     reason: str | None = None
+    head: Annotated[
+        str | None,
+        Field(description="the newest event checked, as SEQ:HASH: note it down outside this server"),
+        BeforeValidator(lambda value: None if value is None else str(value)),
+    ] = None
 
 
 class ErrorDetail(BaseModel):

@@ -39,8 +39,10 @@ def _chain(n: int) -> list[dict[str, Any]]:
 
 class TestPureChain:
     def test_intact_chain_verifies(self) -> None:
-        """An untouched chain is ok and counts every event."""
-        assert audit.verify(_chain(5)) == audit.Verdict(ok=True, count=5)
+        """An untouched chain is ok, counts every event and names the newest as the anchor to keep."""
+        events = _chain(5)
+        head = audit.Anchor(5, events[-1]["hash"])
+        assert audit.verify(events) == audit.Verdict(ok=True, count=5, head=head)
 
     def test_empty_chain_verifies(self) -> None:
         """No events is a valid chain of zero."""
@@ -57,6 +59,64 @@ class TestPureChain:
         )
         verdict = audit.verify(events)
         assert (verdict.ok, verdict.bad_seq) == (False, index + 1)
+
+    def test_anchor_holds_on_the_same_chain(self) -> None:
+        """An anchor noted down earlier is found in the chain that grew since."""
+        events = _chain(6)
+        anchor = audit.Anchor(4, events[3]["hash"])
+        assert audit.verify(events, anchor) == audit.Verdict(
+            ok=True, count=6, head=audit.Anchor(6, events[-1]["hash"])
+        )
+
+    def test_anchor_shows_newest_events_removed(self) -> None:
+        """Cutting the newest events off leaves a valid chain; the anchor past its end shows it."""
+        events = _chain(6)
+        anchor = audit.Anchor(6, events[-1]["hash"])
+        assert audit.verify(events[:4]).ok
+        verdict = audit.verify(events[:4], anchor)
+        assert (verdict.ok, verdict.bad_seq, verdict.count) == (False, 6, 4)
+        assert "removed" in (verdict.reason or "")
+
+    @given(st.integers(1, 6))
+    def test_anchor_shows_a_rewritten_chain(self, edited: int) -> None:
+        """A forger who edits an event and recomputes every hash after it makes a valid chain, but
+        not one that holds an anchor at or after the edit."""
+        original = _chain(6)
+        forged = _chain(6)
+        forged[edited - 1]["data"] = {"forged": True}
+        prev = original[edited - 2]["hash"] if edited > 1 else audit.GENESIS
+        for event in forged[edited - 1 :]:
+            event["prev_hash"], event["hash"] = prev, audit.chain_hash(prev, event)
+            prev = event["hash"]
+        anchor = audit.Anchor(6, original[-1]["hash"])
+        assert audit.verify(forged).ok
+        verdict = audit.verify(forged, anchor)
+        assert (verdict.ok, verdict.bad_seq) == (False, 6)
+        assert "rewritten" in (verdict.reason or "")
+
+    @given(st.integers(1, 2**40), st.text("0123456789abcdef", min_size=64, max_size=64))
+    def test_anchor_text_round_trip(self, seq: int, digest: str) -> None:
+        """What verify prints as the head is what --expect and ?expect= take back."""
+        anchor = audit.Anchor(seq, digest)
+        assert audit.Anchor.parse(str(anchor)) == anchor
+        assert audit.Anchor.parse(f" {str(anchor).upper()}\n") == anchor
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "",
+            "12",
+            "12:",
+            ":" + "a" * 64,
+            "0:" + "a" * 64,
+            "-1:" + "a" * 64,
+            "1:" + "a" * 63,
+            "1:" + "g" * 64,
+        ],
+    )
+    def test_anchor_text_refused(self, text: str) -> None:
+        with pytest.raises(ValueError, match="SEQ:HASH"):
+            audit.Anchor.parse(text)
 
     def test_canonical_form_ignores_key_order(self) -> None:
         """The hash depends on content, not on how a database returns a dict's keys."""
@@ -137,7 +197,31 @@ class TestTamperedDatabase:
                 {"phone": f"+3161111110{n}"},
                 expect=201,
             )
-        assert await _verdict(client) == {"ok": True, "count": count + 5, "bad_seq": None, "reason": None}
+        verdict = await _verdict(client)
+        assert verdict == {
+            "ok": True,
+            "count": count + 5,
+            "bad_seq": None,
+            "reason": None,
+            "head": verdict["head"],
+        }
+        assert verdict["head"].startswith(f"{count + 5}:")
+
+    async def test_anchor_shows_newest_events_removed(self, client: Client, count: int) -> None:
+        """With the head noted down, removing the newest events is found; without it, it is not."""
+        head = (await _verdict(client))["head"]
+        same = await call(client, "GET", f"/api/v1/audit/verify?expect={head}", expect=200)
+        assert (same["ok"], same["head"]) == (True, head)
+        await _tamper(client, "DELETE FROM audit_events WHERE seq >= :seq", seq=count - 1)
+        assert (await _verdict(client))["ok"] is True
+        cut = await call(client, "GET", f"/api/v1/audit/verify?expect={head}", expect=200)
+        assert (cut["ok"], cut["bad_seq"], cut["count"]) == (False, count, count - 2)
+        assert "removed" in cut["reason"]
+
+    async def test_bad_anchor_is_a_400(self, client: Client, count: int) -> None:
+        body = await call(client, "GET", "/api/v1/audit/verify?expect=12", expect=400)
+        assert body["error"]["field"] == "expect"
+        assert "SEQ:HASH" in body["error"]["message"]
 
 
 def test_database_path(tmp_path: Path) -> None:
@@ -153,3 +237,5 @@ async def test_coordinator_verify_counts_own_events(client: Client, hoods: tuple
     mine = await call(client, "GET", "/api/v1/audit/verify", headers=hoods[0].coordinator, expect=200)
     assert mine["ok"] is True
     assert mine["count"] == len(own["items"]) < everything["count"]
+    newest = own["items"][-1]
+    assert mine["head"] == f"{newest['seq']}:{newest['hash']}" != everything["head"]

@@ -131,12 +131,26 @@ def test_audit_verify_exit_codes(tmp_path: Path) -> None:
     for _ in range(3):
         assert run(tmp_path, "token", "create", "--role", "admin").returncode == 0
     ok = run(tmp_path, "audit", "verify")
-    assert (ok.returncode, ok.stdout.strip()) == (0, "audit chain intact: 3 events")
+    assert ok.returncode == 0
+    intact, head = ok.stdout.splitlines()
+    assert intact == "audit chain intact: 3 events"
+    anchor = head.split()[1]
+    assert anchor.startswith("3:")
+    assert run(tmp_path, "audit", "verify", "--expect", anchor).returncode == 0
+    with sqlite3.connect(tmp_path / "cli.db") as conn:
+        conn.execute("DELETE FROM audit_events WHERE seq = 3")
+    assert run(tmp_path, "audit", "verify").returncode == 0
+    cut = run(tmp_path, "audit", "verify", "--expect", anchor)
+    assert cut.returncode == 1
+    assert "BROKEN at seq 3: missing" in cut.stdout
     with sqlite3.connect(tmp_path / "cli.db") as conn:
         conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
     broken = run(tmp_path, "audit", "verify")
     assert broken.returncode == 1
     assert "BROKEN at seq 2" in broken.stdout
+    refused = run(tmp_path, "audit", "verify", "--expect", "3")
+    assert refused.returncode == 2
+    assert "SEQ:HASH" in refused.stderr
 
 
 def test_bad_config_stops_startup_naming_key(tmp_path: Path) -> None:

@@ -106,9 +106,11 @@ async def _all(conn: AsyncConnection) -> AsyncIterator[dict[str, Any]]:
         after = rows[-1].seq
 
 
-async def verify(conn: AsyncConnection, neighbourhood_id: int | None = None) -> audit.Verdict:
+async def verify(
+    conn: AsyncConnection, neighbourhood_id: int | None = None, anchor: audit.Anchor | None = None
+) -> audit.Verdict:
     """Walk the whole chain in batches; stop at the first break. Counts only the given scope."""
-    checker = audit.ChainChecker(neighbourhood_id)
+    checker = audit.ChainChecker(neighbourhood_id, anchor)
     async for event in _all(conn):
         if not checker.feed(event):
             break
