@@ -19,6 +19,9 @@ LEAVE_WORDS = frozenset({"leave", "uitschrijven"})
 ACK_WORDS = frozenset({"ok", "oke", "okay", "ack", "onderweg"})
 ACK_PHRASES = (("ik", "kom"), ("on", "my", "way"))
 RESOLVE_WORDS = frozenset({"klaar", "opgelost", "done", "resolved"})
+#: Command words of one language only. A number in no group has no language yet: it is answered in
+#: the language of its word (JOIN, HELP: English; AANMELDEN, HULP: Dutch), and joins in it.
+_SAID_IN = {"join": "en", "leave": "en", "help": "en", "aanmelden": "nl", "uitschrijven": "nl", "hulp": "nl"}
 
 #: An answer (OK, KLAAR) without a number is at most this many more words: "Ok, er staat iemand
 #: bij de deur" is a signal that starts with "ok", not an answer to pass over.
@@ -57,16 +60,21 @@ class Start:
 class Help:
     """How it works."""
 
+    #: The language of the word used, where only one language has it (INFO: None).
+    said_in: str | None = None
+
 
 @dataclass(frozen=True)
 class Join:
     code: str | None
     name: str | None = None
+    said_in: str | None = None
 
 
 @dataclass(frozen=True)
 class Leave:
     code: str | None
+    said_in: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,7 @@ def _clean(text: str) -> str:
 _WHOLE_MESSAGE: dict[str, Command] = {
     **dict.fromkeys(STOP_WORDS, Stop()),
     **dict.fromkeys(START_WORDS, Start()),
-    **dict.fromkeys(HELP_WORDS, Help()),
+    **{word: Help(_SAID_IN.get(word)) for word in HELP_WORDS},
 }
 
 
@@ -143,9 +151,9 @@ def parse(text: str) -> Command:
 def _with_arguments(words: list[str], tokens: list[str]) -> Command | None:
     first, rest = (words[0], tokens[1:]) if words else ("", [])
     if first in JOIN_WORDS:
-        return Join(code=_code(rest), name=" ".join(rest[1:])[:100] or None)
+        return Join(code=_code(rest), name=" ".join(rest[1:])[:100] or None, said_in=_SAID_IN[first])
     if first in LEAVE_WORDS:
-        return Leave(code=_code(rest))
+        return Leave(code=_code(rest), said_in=_SAID_IN[first])
     if first in YES_WORDS and len(words) <= 2:
         return Yes(_number(rest))
     for phrase in ACK_PHRASES:
@@ -164,3 +172,11 @@ def _answer(kind: type[Ack] | type[Resolve], rest: list[str]) -> Command | None:
     if number is not None:
         return kind(number, tuple(rest[1:]))
     return kind() if len(rest) <= ANSWER_MAX_EXTRA_WORDS else None
+
+
+def said_in(command: Command) -> str | None:
+    """The language the command's word belongs to, if only one has it."""
+    match command:
+        case Help(said_in=language) | Join(said_in=language) | Leave(said_in=language):
+            return language
+    return None

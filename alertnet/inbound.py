@@ -49,7 +49,7 @@ async def receive(conn: AsyncConnection, sms: Sms, now: datetime) -> Received:
 
 async def _handle(conn: AsyncConnection, sms: Sms, command: commands.Command, now: datetime) -> str | None:
     rows = await store.memberships(conn, sms.sender)
-    lang = rows[0]["language"] if rows else "nl"
+    lang = rows[0]["language"] if rows else commands.said_in(command) or messages.DEFAULT_LANGUAGE
     if isinstance(command, Stop):
         return await membership.stop(conn, sms.sender, rows, lang, now)
     if isinstance(command, Start):
@@ -77,8 +77,8 @@ async def _dispatch(
     ):
         return await _stranger(conn, sms.sender, lang, now)
     match command:
-        case Join(code=code, name=name):
-            return await membership.join(conn, sms.sender, rows, code, name, lang, now)
+        case Join(code=code, name=name, said_in=said_in):
+            return await membership.join(conn, sms.sender, rows, code, name, lang, said_in, now)
         case Leave(code=code):
             return await membership.leave(conn, rows, code, lang, now)
         case Help():

@@ -54,8 +54,11 @@ async def join(
     code: str | None,
     name: str | None,
     lang: str,
+    said_in: str | None,
     now: datetime,
 ) -> str:
+    """Ask a number to join the group of that code. A newcomer reads the language of the word they
+    used (JOIN: English, AANMELDEN: Dutch); a member keeps theirs."""
     if not code:
         return messages.render("join_needs_code", lang)
     group = await store.group_by_code(conn, code)
@@ -68,7 +71,7 @@ async def join(
         if existing["consent_at"] is None:
             return messages.render("join_rules", existing["language"], group=group["name"])
         return messages.render("awaiting_approval", existing["language"], group=group["name"])
-    language = lang if rows else group["language"]
+    language = lang if rows else said_in or group["language"]
     row = (
         await conn.execute(
             members.insert()

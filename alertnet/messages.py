@@ -207,8 +207,12 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
+#: For whoever has no language of their own yet (a number in no group that used no telling word).
+DEFAULT_LANGUAGE = "nl"
+
+
 def language(preferred: str | None) -> str:
-    return preferred if preferred in LANGUAGES else "nl"
+    return preferred if preferred in LANGUAGES else DEFAULT_LANGUAGE
 
 
 def render(key: str, lang: str | None, **values: Any) -> str:

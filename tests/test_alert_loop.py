@@ -379,7 +379,7 @@ class TestStrangersAndJoining:
         assert STRANGER[1:] not in stored[0]
         _, replies = await sms(client, STRANGER, "START")
         assert "AANMELDEN" in replies[0]
-        _, replies = await sms(client, STRANGER, "JOIN MOLEN")
+        _, replies = await sms(client, STRANGER, "AANMELDEN MOLEN")
         assert replies[0].startswith("Welkom bij Molenwijk Noord.")
         await settled(client)
         assert fake.messages == []
@@ -459,13 +459,13 @@ class TestStrangersAndJoining:
             answered += (await sms(client, STRANGER, text))[1]
         assert len(answered) == 1
         assert answered[0].startswith("Dit is het buurtalarm.")
-        _, replies = await sms(client, STRANGER, "JOIN MOLEN")
+        _, replies = await sms(client, STRANGER, "AANMELDEN MOLEN")
         assert replies[0].startswith("Welkom bij Molenwijk Noord.")
 
     async def test_pending_member_reaches_nobody(self, client: Client, fake: FakeTwilio) -> None:
         """Until approved, a new member's texts go nowhere."""
         await make_group(client, 2)
-        await sms(client, STRANGER, "JOIN MOLEN")
+        await sms(client, STRANGER, "AANMELDEN MOLEN")
         _, replies = await sms(client, STRANGER, "Er is iets aan de hand")
         assert "wacht nog op goedkeuring" in replies[0]
         await settled(client)
@@ -474,9 +474,29 @@ class TestStrangersAndJoining:
     async def test_open_group_admits_on_consent(self, client: Client, fake: FakeTwilio) -> None:
         """An open group needs only the resident's YES."""
         await make_group(client, 1, join_policy="open")
-        await sms(client, STRANGER, "JOIN molen")
-        _, replies = await sms(client, STRANGER, "yes")
+        await sms(client, STRANGER, "AANMELDEN molen")
+        _, replies = await sms(client, STRANGER, "ja")
         assert replies[0].startswith("Je bent lid van Molenwijk Noord.")
+
+    async def test_a_newcomer_reads_the_language_of_their_word(
+        self, client: Client, fake: FakeTwilio
+    ) -> None:
+        """Who texts JOIN (not AANMELDEN) in a Dutch neighbourhood is answered in English and
+        gets the alerts in English: a resident who is not Dutch-first can follow from the start."""
+        await make_group(client, 1, join_policy="open")
+        _, replies = await sms(client, STRANGER, "HELP")
+        assert replies[0].startswith("Neighbourhood alert:")
+        _, replies = await sms(client, STRANGER, "JOIN molen Amira")
+        assert replies[0].startswith("Welcome to Molenwijk Noord. Rules:")
+        _, replies = await sms(client, STRANGER, "yes")
+        assert replies[0].startswith("You are a member of Molenwijk Noord.")
+        _, replies = await sms(client, STRANGER, "AANMELDEN molen")
+        assert replies == ["You are already a member of Molenwijk Noord."]
+        await sms(client, ally(0), "Verdachte man bij de fietsenstalling")
+        await until(lambda: len(fake.to(STRANGER)) == 1)
+        assert "Go together, be visible, never use force." in fake.to(STRANGER)[0]
+        (language,) = (await rows(client, f"SELECT language FROM members WHERE phone = '{STRANGER}'"))[0]
+        assert language == "en"
 
     async def test_only_a_coordinator_approves(self, client: Client, fake: FakeTwilio) -> None:
         """An ally cannot approve join requests."""

@@ -23,6 +23,7 @@ from alertnet.commands import (
     Yes,
     fold,
     parse,
+    said_in,
 )
 
 
@@ -37,14 +38,14 @@ from alertnet.commands import (
         ("Afmelden", Stop()),
         ("START", Start()),
         ("unstop", Start()),
-        ("HELP", Help()),
-        ("hulp", Help()),
+        ("HELP", Help("en")),
+        ("hulp", Help("nl")),
         ("Info", Help()),
-        ("JOIN molen", Join("MOLEN")),
-        ("aanmelden Molen Ans de Vries", Join("MOLEN", "Ans de Vries")),
-        ("AANMELDEN", Join(None)),
-        ("LEAVE molen", Leave("MOLEN")),
-        ("uitschrijven MOLEN", Leave("MOLEN")),
+        ("JOIN molen", Join("MOLEN", said_in="en")),
+        ("aanmelden Molen Ans de Vries", Join("MOLEN", "Ans de Vries", "nl")),
+        ("AANMELDEN", Join(None, said_in="nl")),
+        ("LEAVE molen", Leave("MOLEN", "en")),
+        ("uitschrijven MOLEN", Leave("MOLEN", "nl")),
         ("ja", Yes()),
         ("YES", Yes()),
         ("JA 17", Yes(17)),
@@ -101,11 +102,27 @@ def test_parse_never_fails(text: str) -> None:
     parse(text)
 
 
+_SAID_IN = [
+    ("JOIN MOLEN", "en"),
+    ("aanmelden molen", "nl"),
+    ("Help", "en"),
+    ("HULP", "nl"),
+    ("leave x", "en"),
+]
+_SAYS_NOTHING = [("INFO", None), ("ok", None), ("STOP", None), ("JA", None), ("Brand!", None)]
+
+
+@pytest.mark.parametrize(("text", "language"), [*_SAID_IN, *_SAYS_NOTHING])
+def test_said_in(text: str, language: str | None) -> None:
+    """Only a word of one language tells a newcomer's language; INFO, OK or STOP tell nothing."""
+    assert said_in(parse(text)) == language
+
+
 def test_long_text_is_cut() -> None:
     """Twilio joins an SMS up to 1,600 characters; nothing longer is taken in, nor echoed whole."""
     assert parse("x" * 5000) == Signal("x" * MAX_TEXT)
     join = parse("JOIN " + "A" * 5000)
-    assert join == Join("A" * 21)
+    assert join == Join("A" * 21, said_in="en")
 
 
 @given(st.text(max_size=300))

@@ -145,7 +145,7 @@ async def test_urgent_flag_is_stored(client: Client) -> None:
 async def test_api_approval_of_an_sms_join(client: Client, fake: FakeTwilio) -> None:
     """A coordinator approves a pending SMS join through the API; the resident hears it by SMS."""
     group = await make_group(client, 1)
-    await sms(client, STRANGER, "JOIN MOLEN Piet")
+    await sms(client, STRANGER, "AANMELDEN MOLEN Piet")
     await sms(client, STRANGER, "JA")
     members = await call(client, "GET", f"/api/v1/groups/{group['id']}/members", expect=200)
     pending = next(m for m in members["items"] if m["status"] == "pending")
@@ -164,7 +164,7 @@ async def test_api_approval_of_an_sms_join(client: Client, fake: FakeTwilio) -> 
 async def test_approval_before_consent_waits_for_consent(client: Client) -> None:
     """Approved but not yet agreed to the rules: the member stays pending until they say JA."""
     group = await make_group(client, 1)
-    await sms(client, STRANGER, "JOIN MOLEN")
+    await sms(client, STRANGER, "AANMELDEN MOLEN")
     members = await call(client, "GET", f"/api/v1/groups/{group['id']}/members", expect=200)
     pending = next(m for m in members["items"] if m["status"] == "pending")
     approved = await call(
