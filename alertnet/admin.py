@@ -19,6 +19,7 @@ from .schemas import (
     GroupIn,
     GroupPatch,
     MemberIn,
+    MemberPatch,
     MemberStatus,
     NeighbourhoodIn,
     ResponderIn,
@@ -206,6 +207,30 @@ async def add_member(
             "role": row["role"],
             "status": row["status"],
         },
+    )
+    return row
+
+
+async def update_member(
+    conn: AsyncConnection, who: Principal, group_id: int, member_id: int, body: MemberPatch, now: datetime
+) -> Row:
+    """Change a member's name, language, role or name sharing; a name set to null is removed."""
+    current = await group(conn, who, group_id)
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    for field in ("language", "role", "share_name"):
+        if field in changes and changes[field] is None:
+            raise BadInput(f"{field}: may not be null", field=field)
+    row = await groups.update_member(conn, group_id, member_id, changes)
+    if not changes:
+        return row
+    await audit.append(
+        conn,
+        who=who,
+        type="member.updated",
+        at=now,
+        subject=f"member:{member_id}",
+        neighbourhood_id=current["neighbourhood_id"],
+        data={"group_id": group_id, "changed": sorted(changes)},
     )
     return row
 

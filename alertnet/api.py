@@ -25,6 +25,7 @@ from .schemas import (
     GroupPatch,
     MemberIn,
     MemberOut,
+    MemberPatch,
     NeighbourhoodIn,
     NeighbourhoodOut,
     ResponderIn,
@@ -166,6 +167,14 @@ async def list_members(request: web.Request) -> web.Response:
         row = await admin.group(conn, principal(request), path_id(request))
         rows = await groups.list_members(conn, row["id"])
     return _many(MemberOut, rows)
+
+
+async def update_member(request: web.Request) -> web.Response:
+    group_id, member_id = path_id(request), path_id(request, "member_id")
+    body = await json_body(request, MemberPatch)
+    async with _write(request) as conn:
+        row = await admin.update_member(conn, principal(request), group_id, member_id, body, _now(request))
+    return _one(MemberOut, row)
 
 
 async def remove_member(request: web.Request) -> web.Response:

@@ -183,6 +183,15 @@ class MemberIn(Body):
     )
 
 
+class MemberPatch(Body):
+    """What a coordinator may change about a member; the number is the member (a new phone joins anew)."""
+
+    name: Name | None = None
+    language: Language | None = None
+    role: MemberRole | None = None
+    share_name: bool | None = Field(None, strict=True)
+
+
 class MemberOut(Out):
     id: int
     group_id: int

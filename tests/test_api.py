@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from alertnet.store import db
@@ -140,6 +141,46 @@ async def test_remove_member(client: Client, hoods: tuple[Hood, Hood]) -> None:
     await call(client, "DELETE", f"{path}/{hoods[0].member_id}", expect=404)
 
 
+async def test_change_a_member(client: Client, hoods: tuple[Hood, Hood]) -> None:
+    """A coordinator changes a member's language, role and name; a null name removes it; the audit
+    log says what changed, not to what (the name is the member's own)."""
+    path = f"/api/v1/groups/{hoods[0].group_id}/members/{hoods[0].member_id}"
+    coordinator = hoods[0].coordinator
+    changed = await call(
+        client, "PATCH", path, {"language": "en", "role": "coordinator", "name": "Amira"}, headers=coordinator
+    )
+    assert (changed["language"], changed["role"], changed["name"]) == ("en", "coordinator", "Amira")
+    assert (await call(client, "PATCH", path, {"name": None}, headers=coordinator))["name"] is None
+    same = await call(client, "PATCH", path, {}, headers=coordinator)
+    assert (same["language"], same["role"]) == ("en", "coordinator")
+    events = (await call(client, "GET", "/api/v1/audit?limit=1000", expect=200))["items"]
+    updates = [event["data"] for event in events if event["type"] == "member.updated"]
+    assert updates == [
+        {"group_id": hoods[0].group_id, "changed": ["language", "name", "role"]},
+        {"group_id": hoods[0].group_id, "changed": ["name"]},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"language": None}, "language"),
+        ({"language": "de"}, "language"),
+        ({"phone": "+31612345678"}, "phone"),
+        ({"role": "admin"}, "role"),
+        ({"share_name": "yes"}, "share_name"),
+    ],
+)
+async def test_change_a_member_refuses(
+    client: Client, hoods: tuple[Hood, Hood], body: dict[str, Any], field: str
+) -> None:
+    """A member's language and role cannot be unset or made up, and the number is not changed: a
+    new phone is a new member (who joins and consents anew)."""
+    path = f"/api/v1/groups/{hoods[0].group_id}/members/{hoods[0].member_id}"
+    error = await call(client, "PATCH", path, body, expect=400)
+    assert error["error"]["field"] == field
+
+
 async def test_member_of_other_group_cannot_be_removed_through_this_one(
     client: Client, hoods: tuple[Hood, Hood]
 ) -> None:
@@ -247,6 +288,7 @@ async def test_every_change_is_audited(client: Client, hoods: tuple[Hood, Hood])
         "count": len(types),
         "bad_seq": None,
         "reason": None,
+        "head": f"{page['items'][-1]['seq']}:{page['items'][-1]['hash']}",
     }
 
 

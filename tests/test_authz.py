@@ -146,6 +146,9 @@ MATRIX: dict[tuple[str, str], Target] = {
     ("POST", G + r"/{id:\d+}/members/{member_id:\d+}/approve"): Target(
         Kind.SCOPED, G + "/{group}/members/{pending}/approve"
     ),
+    ("PATCH", G + r"/{id:\d+}/members/{member_id:\d+}"): Target(
+        Kind.SCOPED, G + "/{group}/members/{member}", lambda ids: {"language": "en"}
+    ),
     ("DELETE", G + r"/{id:\d+}/members/{member_id:\d+}"): Target(
         Kind.SCOPED, G + "/{group}/members/{member}"
     ),

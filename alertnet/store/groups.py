@@ -126,6 +126,20 @@ async def remove_member(conn: AsyncConnection, group_id: int, member_id: int) ->
     return dict(row._mapping)
 
 
+async def update_member(conn: AsyncConnection, group_id: int, member_id: int, changes: Row) -> Row:
+    """The member after the changes (none: as they are)."""
+    where = (members.c.group_id == group_id, members.c.id == member_id)
+    query = (
+        members.update().where(*where).values(**changes).returning(members)
+        if changes
+        else sa.select(members).where(*where)
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound("no such member in this group")
+    return dict(row._mapping)
+
+
 async def get_member(conn: AsyncConnection, member_id: int) -> Row:
     row = (await conn.execute(sa.select(members).where(members.c.id == member_id))).first()
     if row is None:
