@@ -80,6 +80,13 @@ async def time_passes(client: Client) -> None:
         await conn.execute(tables.timers.update().where(pending).values(due_at=datetime.now(UTC)))
 
 
+async def jobs_due_now(client: Client) -> None:
+    """Every queued message falls due now, as if its retry's wait had run out."""
+    async with db.write(client.app[keys.engine]) as conn:
+        await conn.execute(tables.outbox.update().values(due_at=datetime.now(UTC)))
+    client.app[keys.sender].notify()
+
+
 async def timers_fired(client: Client, timeout_s: float = 15.0) -> None:
     """Wait until every timer has come due and been handled (fired, or found stale): what a chain
     could still do, it has done. Better than sleeping past a deadline on a slow machine."""

@@ -115,7 +115,7 @@ async def test_an_open_read_does_not_hold_up_a_write(tmp_path: Path) -> None:
 
         task = asyncio.create_task(reader())
         await reading.wait()
-        async with asyncio.timeout(2), db.write(engine) as conn:
+        async with asyncio.timeout(5), db.write(engine) as conn:  # not the 10 s busy timeout
             await conn.execute(
                 sa.insert(tables.neighbourhoods).values(
                     name="x", timezone="Europe/Amsterdam", language="nl", created_at=datetime.now(UTC)

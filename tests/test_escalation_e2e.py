@@ -16,6 +16,7 @@ from .loop import (
     BACKUP,
     OFFICER,
     ally,
+    jobs_due_now,
     make_escalating_group,
     make_group,
     rows,
@@ -66,7 +67,7 @@ async def test_no_ok_within_ack_timeout_escalates(client: Client, fake: FakeTwil
     """Nobody answered OK within ack_timeout_s: the officer is paged by the timer."""
     await make_escalating_group(client, 2, steps=[(OFFICER, 60)], ack_timeout_s=1)
     await sms(client, ally(0), "Verdacht busje")
-    await until(lambda: len(paged(fake, OFFICER)) == 1, timeout_s=5)
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
     assert (await rows(client, "SELECT escalation_trigger FROM incidents"))[0] == ("no_ack",)
 
 
@@ -90,7 +91,7 @@ async def test_step_two_after_step_one_times_out(client: Client, fake: FakeTwili
     """The officer does not answer within 1 s: the backup is paged."""
     await make_escalating_group(client, 2, steps=[(OFFICER, 1), (BACKUP, 60)])
     await sms(client, ally(0), "Inbraak bij nummer 7")
-    await until(lambda: len(paged(fake, BACKUP)) == 1, timeout_s=5)
+    await until(lambda: len(paged(fake, BACKUP)) == 1)
     # In that order (asserting "not yet" in between would race the 1 s timer on a busy machine).
     pages = [m["To"] for m in fake.messages if m["Body"].startswith("ALARM")]
     assert pages == [OFFICER, BACKUP]
@@ -140,7 +141,7 @@ async def test_bounced_page_moves_on_without_waiting(client: Client, fake: FakeT
     fake.fault = permanent({OFFICER: 21211})
     await make_escalating_group(client, 2, steps=[(OFFICER, 60), (BACKUP, 60)])
     await sms(client, ally(0), "Wapen gezien")
-    await until(lambda: len(paged(fake, BACKUP)) == 1, timeout_s=5)
+    await until(lambda: len(paged(fake, BACKUP)) == 1)
 
 
 async def test_bounce_reported_by_status_callback_moves_on(client: Client, fake: FakeTwilio) -> None:
@@ -151,7 +152,7 @@ async def test_bounce_reported_by_status_callback_moves_on(client: Client, fake:
     await settled(client)
     message = next(m for m in fake.messages if m["To"] == OFFICER)
     await fake.post_status(message["StatusCallback"], message["sid"], "undelivered", "30003")
-    await until(lambda: len(paged(fake, BACKUP)) == 1, timeout_s=5)
+    await until(lambda: len(paged(fake, BACKUP)) == 1)
 
 
 async def test_off_duty_step_is_skipped(client: Client, fake: FakeTwilio) -> None:
@@ -182,7 +183,7 @@ async def test_nobody_answers_tells_the_coordinators(client: Client, fake: FakeT
     """After the chain and its repeat, the coordinators hear nobody answered."""
     await make_escalating_group(client, 1, steps=[(OFFICER, 1)], coordinator=COORDINATOR, repeat=1)
     await sms(client, ally(0), "Brand")
-    await until(lambda: any("Geen hulpverlener antwoordde" in b for b in fake.to(COORDINATOR)), timeout_s=6)
+    await until(lambda: any("Geen hulpverlener antwoordde" in b for b in fake.to(COORDINATOR)), timeout_s=15)
     assert len(paged(fake, OFFICER)) == 2
 
 
@@ -278,7 +279,7 @@ async def test_page_refused_21610_takes_the_responder_out(client: Client, fake: 
         client, 2, steps=[(OFFICER, 60), (BACKUP, 60)], coordinator=COORDINATOR
     )
     await sms(client, ally(0), "Wapen gezien")
-    await until(lambda: len(paged(fake, BACKUP)) == 1, timeout_s=5)
+    await until(lambda: len(paged(fake, BACKUP)) == 1)
     await until(lambda: any("STOP" in body for body in fake.to(COORDINATOR)))
     responders = await call(client, "GET", f"/api/v1/neighbourhoods/{group['neighbourhood_id']}/responders")
     assert [r["phone"] for r in responders["items"] if r["opted_out_at"] is not None] == [OFFICER]
@@ -403,11 +404,12 @@ async def test_ok_with_a_number_prefers_the_open_incident(client: Client, fake: 
 async def test_reporter_ok_is_no_backup(client: Client, fake: FakeTwilio) -> None:
     """The reporter's own OK does not count as a neighbour going to look: the ack time-out still
     calls the officer, and the others do not hear that a neighbour is going."""
-    await make_escalating_group(client, 3, steps=[(OFFICER, 60)], ack_timeout_s=1)
+    await make_escalating_group(client, 3, steps=[(OFFICER, 60)], ack_timeout_s=600)
     await sms(client, ally(0), "Verdacht busje")
     _, replies = await sms(client, ally(0), "OK")
     assert replies == ["Je meldde #1 zelf; je buren hebben het bericht. Wie gaat kijken, stuurt OK."]
-    await until(lambda: len(paged(fake, OFFICER)) == 1, timeout_s=5)
+    await time_passes(client)
+    await until(lambda: len(paged(fake, OFFICER)) == 1)
     await settled(client)
     assert not any("Een buur gaat kijken" in body for body in fake.to(ally(1)))
 
@@ -432,7 +434,7 @@ async def test_responder_stop_holds_back_a_waiting_page(client: Client, fake: Fa
     def once(form: dict[str, str]) -> Fault | None:
         if form["To"] == OFFICER and not refused:
             refused.append(form["To"])
-            return Fault(503, 20500, retry_after_s=1.0)
+            return Fault(503, 20500, retry_after_s=600)
         return None
 
     fake.fault = once
@@ -440,6 +442,7 @@ async def test_responder_stop_holds_back_a_waiting_page(client: Client, fake: Fa
     await sms(client, ally(0), "Brand in de schuur")
     await until(lambda: bool(refused))
     await sms(client, OFFICER, "STOP")
+    await jobs_due_now(client)
     await settled(client)
     assert fake.to(OFFICER) == []
 
@@ -545,7 +548,7 @@ async def test_a_signal_while_a_timer_holds_the_incident(
     key-share lock the page's insert takes)."""
     from alertnet import engine
 
-    await make_escalating_group(client, 3, steps=[(OFFICER, 600)], ack_timeout_s=1)
+    await make_escalating_group(client, 3, steps=[(OFFICER, 600)], ack_timeout_s=600)
     await sms(client, ally(0), "Verdacht busje")
     inside = asyncio.Event()
     on_duty = engine.on_duty
@@ -558,6 +561,7 @@ async def test_a_signal_while_a_timer_holds_the_incident(
         return found
 
     monkeypatch.setattr(engine, "on_duty", slow)
+    await time_passes(client)
     await asyncio.wait_for(inside.wait(), 10)
     status, replies = await sms(client, ally(1), "Hij staat er nog")
     assert status == 200
@@ -574,15 +578,17 @@ async def test_a_signal_during_the_group_deletion_opens_nothing(
 
     group = await make_escalating_group(client, 3, steps=[(OFFICER, 600)])
     unresolved = admin.incident_store.unresolved_ids
+    inside = asyncio.Event()
 
     async def slow(*args: Any, **kwargs: Any) -> Any:
         found = await unresolved(*args, **kwargs)
+        inside.set()
         await asyncio.sleep(0.5)
         return found
 
     monkeypatch.setattr(admin.incident_store, "unresolved_ids", slow)
     deleting = asyncio.create_task(call(client, "DELETE", f"/api/v1/groups/{group['id']}", expect=204))
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(inside.wait(), 10)
     await sms(client, ally(0), "Brand in de schuur")
     await deleting
     assert {state for (state,) in await rows(client, "SELECT state FROM incidents")} <= {"resolved"}

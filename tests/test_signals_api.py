@@ -97,7 +97,7 @@ async def test_a_runaway_token_gets_429(
         "/api/v1/signals", json={"group_id": group["id"], "text": "alarm 2"}, headers=token
     )
     assert response.status == 429
-    assert response.headers["Retry-After"] == "100"
+    assert 90 <= int(response.headers["Retry-After"]) <= 100  # the budget refills at 0.01 a second
     assert (await response.json())["error"]["code"] == "too_many_requests"
     assert len(await rows(client, "SELECT id FROM signals")) == 2
     await _post(client, await _source_token(client, group["id"]), {"group_id": group["id"], "text": "x"})
