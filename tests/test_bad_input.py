@@ -20,6 +20,7 @@ from alertnet.schemas import (
     GroupIn,
     GroupPatch,
     MemberIn,
+    MemberPatch,
     NeighbourhoodIn,
     ResolveIn,
     ResponderIn,
@@ -196,6 +197,18 @@ RESPONDER_PATCH_CASES = [
     Bad("role-empty", {"role": ""}, "role"),
     Bad("schedule-day", {"schedule": [_window(days=["someday"])]}, "schedule.0.days.0"),
     Bad("unknown-field", {"neighbourhood_id": 2}, "neighbourhood_id"),
+]
+
+#: The number is the member: a new phone joins (and consents) anew.
+MEMBER_PATCH_CASES = [
+    Bad("language-null", {"language": None}, "language"),
+    Bad("language-de", {"language": "de"}, "language"),
+    Bad("role-null", {"role": None}, "role"),
+    Bad("role-admin", {"role": "admin"}, "role"),
+    Bad("share-name-string", {"share_name": "yes"}, "share_name"),
+    Bad("name-empty", {"name": ""}, "name"),
+    Bad("phone", {"phone": "+31612345678"}, "phone"),
+    Bad("status", {"status": "active"}, "status"),
 ]
 
 RESOLVE_CASES = [
@@ -412,6 +425,7 @@ BODY_TABLE: list[tuple[str, str, list[Bad]]] = [
     ("POST", "/api/v1/tokens", TOKEN_CASES),
     ("POST", "/api/v1/signals", SIGNAL_CASES),
     ("PATCH", "/api/v1/responders/{responder}", RESPONDER_PATCH_CASES),
+    ("PATCH", "/api/v1/groups/{group}/members/{member}", MEMBER_PATCH_CASES),
     ("POST", "/api/v1/incidents/1/resolve", RESOLVE_CASES),
 ]
 BODY_CASES = [
@@ -422,7 +436,7 @@ BODY_CASES = [
 
 
 def _url(path: str, hood: Hood) -> str:
-    return path.format(hood=hood.id, group=hood.group_id, responder=hood.responder_id)
+    return path.format(hood=hood.id, group=hood.group_id, responder=hood.responder_id, member=hood.member_id)
 
 
 def test_every_body_route_has_bad_cases() -> None:
@@ -669,6 +683,7 @@ VALID_BODIES: dict[type[Any], dict[str, Any]] = {
     TokenIn: {"role": "coordinator", "neighbourhood_id": 1},
     SignalIn: {"group_id": 1, "text": "Verdachte man bij de stalling"},
     ResponderPatch: {"name": "Jansen"},
+    MemberPatch: {"language": "en"},
     ResolveIn: {"outcome": "Opgelost"},
 }
 ID_ROUTES = [route for route in ROUTES if "{" in route.path]
