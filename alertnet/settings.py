@@ -24,10 +24,15 @@ class ConfigError(Exception):
 class Settings(BaseSettings):
     """Every `ALERTNET_*` variable of the contract, with its default."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+    # An empty variable is the same as none (`ALERTNET_HOST=` from an unset variable in a unit or
+    # compose file): the default holds, instead of an error or, for the host, every interface.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", env_ignore_empty=True
+    )
 
     database_url: str = "sqlite:///alertnet.db"
-    host: str = "127.0.0.1"
+    #: Not empty: an empty host would listen on every interface.
+    host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(8080, ge=1, le=65535)
     #: The URL Twilio sees; signatures and callback URLs are built from it.
     public_url: str | None = None
@@ -163,6 +168,6 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
-        name = f"{ENV_PREFIX}{key.upper()} (`{key}` in a config file)" if key else "configuration"
+        name = f"{ENV_PREFIX}{key.upper()} (or `{key}` in the config file)" if key else "configuration"
         lines.append(f"{name}: {error['msg']}")
     return "invalid configuration: " + "; ".join(lines)

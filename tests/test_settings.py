@@ -125,3 +125,19 @@ def test_twilio_refuses_empty_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALERTNET_TWILIO_AUTH_TOKEN", "")
     with pytest.raises(ConfigError, match="ALERTNET_TWILIO_AUTH_TOKEN"):
         load_settings()
+
+
+def test_every_empty_variable_keeps_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ALERTNET_HOST=` (an unset variable in a unit file) is no host: the default holds, not an
+    error and not every interface."""
+    for name in Settings.model_fields:
+        monkeypatch.setenv(f"ALERTNET_{name.upper()}", "")
+    assert load_settings() == Settings()
+    assert load_settings().host == "127.0.0.1"
+
+
+def test_empty_host_in_the_file_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "alertnet.toml"
+    config.write_text('host = ""\n')
+    with pytest.raises(ConfigError, match="ALERTNET_HOST"):
+        load_settings(config)
