@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -64,7 +65,19 @@ def serve(args: argparse.Namespace) -> int:
         provider=settings.sms_provider,
         database=db.async_url(settings.database_url).get_backend_name(),
     )
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
+    return listen(app, settings)
+
+
+def listen(app: web.Application, settings: Settings) -> int:
+    """Serve until stopped; a port that cannot be had is one clear line and exit 1, not a traceback."""
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
+    except OSError as exc:
+        if "bind" not in str(exc):  # asyncio's words for a port it could not have
+            raise
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(f"alertnet: cannot listen on {settings.host}:{settings.port}: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from aiohttp import web
 from pydantic import SecretStr
 
 from . import admin
 from .app import create_app, utcnow
 from .auth import CLI
+from .cli import listen
 from .policy import ChainStep, EscalationPolicy
 from .schemas import GroupIn, MemberIn, MemberRole, NeighbourhoodIn, ResponderIn
 from .settings import Settings
@@ -120,5 +120,4 @@ Stop with Ctrl-C.
 """,
         flush=True,
     )
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
-    return 0
+    return listen(create_app(settings), settings)

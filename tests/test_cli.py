@@ -215,3 +215,20 @@ def test_audit_verify_of_a_missing_file(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"no database file at {missing}" in done.stderr
     assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_taken_port_is_one_clear_line(tmp_path: Path, command: str) -> None:
+    """Another program on the port: exit 1 and a line that says so, not a traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run(tmp_path, command, "--port", str(port))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"alertnet: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+    assert "Traceback" not in done.stderr
