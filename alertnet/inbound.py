@@ -82,7 +82,7 @@ async def _dispatch(
         case Leave(code=code):
             return await membership.leave(conn, rows, code, lang, now)
         case Help():
-            return messages.render("help", lang)
+            return await _help(conn, sms.sender, rows, lang)
         case Yes(number=None):
             done = await membership.consent(conn, rows, now)
             return done or messages.render("nothing_to_confirm", lang)
@@ -95,6 +95,17 @@ async def _dispatch(
         case Signal(text=text):
             return await _signal(conn, sms, rows, text, lang, now)
     return None
+
+
+async def _help(conn: AsyncConnection, phone: str, rows: list[Row], lang: str) -> str:
+    """How it works, for whoever asks: a member, a responder (who answers OK and KLAAR), or a
+    number in neither (who needs to know how to join)."""
+    if rows:
+        return messages.render("help", lang)
+    responding = await incident_store.responders_by_phone(conn, phone)
+    if responding:
+        return messages.render("responder_help", responding[0]["language"])
+    return messages.render("join_instructions", lang)
 
 
 async def _answers_as_responder(conn: AsyncConnection, sms: Sms, command: commands.Command) -> bool:

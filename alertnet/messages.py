@@ -204,6 +204,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Neighbourhood alert: text what you see to this number; your allies get it without your "
         "number. OK = I'll go and look. STOP = unsubscribe. In danger? Call 112 first.",
     },
+    "responder_help": {
+        "nl": "Buurtalarm: bij een ALARM roepen de buren je hulp in. OK n = ik neem het op. "
+        "KLAAR n = afgesloten, iedereen hoort het. STOP = geen berichten meer.",
+        "en": "Neighbourhood alert: an ALARM means the neighbours call on you. OK n = I'm on it. "
+        "DONE n = closed, everyone hears it. STOP = no more messages.",
+    },
 }
 
 

@@ -486,7 +486,7 @@ class TestStrangersAndJoining:
         gets the alerts in English: a resident who is not Dutch-first can follow from the start."""
         await make_group(client, 1, join_policy="open")
         _, replies = await sms(client, STRANGER, "HELP")
-        assert replies[0].startswith("Neighbourhood alert:")
+        assert replies[0].startswith("This is the neighbourhood alert. To join: text JOIN")
         _, replies = await sms(client, STRANGER, "JOIN molen Amira")
         assert replies[0].startswith("Welcome to Molenwijk Noord. Rules:")
         _, replies = await sms(client, STRANGER, "yes")
@@ -498,6 +498,8 @@ class TestStrangersAndJoining:
         assert "Go together, be visible, never use force." in fake.to(STRANGER)[0]
         (language,) = (await rows(client, f"SELECT language FROM members WHERE phone = '{STRANGER}'"))[0]
         assert language == "en"
+        _, replies = await sms(client, STRANGER, "help")
+        assert replies[0].startswith("Neighbourhood alert: text what you see")
 
     async def test_only_a_coordinator_approves(self, client: Client, fake: FakeTwilio) -> None:
         """An ally cannot approve join requests."""
@@ -570,6 +572,36 @@ class TestProviderErrors:
         finally:
             await provider.close()
         assert (failed.value.permanent, failed.value.uncertain) == (False, True)
+
+    async def test_wrong_credentials_are_retried_and_logged_once_a_minute(self, fake: FakeTwilio) -> None:
+        """Twilio refusing our account (20003) is no reason to drop an alert: it is retried once the
+        operator fixes it. Until then an error says so, once a minute rather than per message."""
+        from alertnet.providers import Outgoing, SendFailed
+        from alertnet.providers.twilio import TwilioProvider
+
+        settings = Settings(
+            sms_provider="twilio",
+            twilio_account_sid="AC" + "9" * 32,  # not the fake's account
+            twilio_auth_token=AUTH_TOKEN,  # type: ignore[arg-type]
+            twilio_from=FROM,
+            twilio_api_base=fake.url,
+        )
+        stream = io.StringIO()
+        logs.configure("info", "json", stream=stream)
+        provider = TwilioProvider(settings)
+        try:
+            for n in range(3):
+                with pytest.raises(SendFailed) as failed:
+                    await provider.send(Outgoing(ally(n), "test", None, 1800))
+                assert (failed.value.permanent, failed.value.code) == (False, "20003")
+        finally:
+            await provider.close()
+            production_logging()
+        alarms = [
+            json.loads(line) for line in stream.getvalue().splitlines() if "twilio_account_error" in line
+        ]
+        assert [(alarm["level"], alarm["code"]) for alarm in alarms] == [("error", "20003")]
+        assert "ALERTNET_TWILIO_AUTH_TOKEN" in alarms[0]["hint"]
 
     async def test_an_outage_longer_than_ten_tries_loses_nothing(
         self, client: Client, fake: FakeTwilio, monkeypatch: pytest.MonkeyPatch

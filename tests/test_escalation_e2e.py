@@ -414,6 +414,16 @@ async def test_reporter_ok_is_no_backup(client: Client, fake: FakeTwilio) -> Non
     assert not any("Een buur gaat kijken" in body for body in fake.to(ally(1)))
 
 
+async def test_help_for_a_responder(client: Client, fake: FakeTwilio) -> None:
+    """A buurtregisseur is in no group: HELP tells them how to answer a page, not how to join."""
+    await make_escalating_group(client, 1, steps=[(OFFICER, 600)])
+    _, replies = await sms(client, OFFICER, "HULP")
+    assert replies == [
+        "Buurtalarm: bij een ALARM roepen de buren je hulp in. OK n = ik neem het op. "
+        "KLAAR n = afgesloten, iedereen hoort het. STOP = geen berichten meer."
+    ]
+
+
 async def test_responder_stop_gets_nothing_more(client: Client, fake: FakeTwilio) -> None:
     """A responder paged for #1 texts STOP: the outcome of #1 does not reach them."""
     await make_escalating_group(client, 2, steps=[(OFFICER, 600)])

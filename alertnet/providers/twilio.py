@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import aiohttp
+import structlog
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
@@ -21,6 +23,9 @@ TWILIO_API = "https://api.twilio.com"
 PERMANENT_CODES = frozenset({"21211", "21217", "21408", "21610", "21612", "21614", "21617", "30005", "30006"})
 #: Our account or sender is wrong: every message fails until an operator fixes it, so keep them.
 ACCOUNT_CODES = frozenset({"20003", "20005", "21606", "21659"})
+#: How often an account error is logged again while it lasts (each message meets it).
+ACCOUNT_ALARM_EVERY_S = 60.0
+log = structlog.get_logger("alertnet.providers.twilio")
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -92,6 +97,7 @@ class TwilioProvider:
             if settings.twilio_messaging_service_sid
             else {"from_": settings.twilio_from or ""}
         )
+        self.alarmed: dict[str, float] = {}
 
     async def send(self, message: Outgoing) -> Accepted:
         extra: dict[str, Any] = (
@@ -108,10 +114,26 @@ class TwilioProvider:
             )
         except TwilioRestException as exc:
             code = str(exc.code or exc.status)
+            if code in ACCOUNT_CODES:
+                self._alarm(code, exc.msg)
             permanent = code in PERMANENT_CODES or (400 <= exc.status < 500 and code not in ACCOUNT_CODES)
             raise SendFailed(f"Twilio refused: {code}", permanent=permanent, code=code) from exc
         segments = int(created.num_segments) if created.num_segments else gsm.segments(message.body)
         return Accepted(sid=str(created.sid), status=str(created.status or "queued"), segments=segments)
+
+    def _alarm(self, code: str, message: str) -> None:
+        """Nothing goes out until an operator fixes the account or sender: say so loudly, but once a
+        minute, not once per message (the messages wait and are retried meanwhile)."""
+        now = time.monotonic()
+        if now - self.alarmed.get(code, -ACCOUNT_ALARM_EVERY_S) >= ACCOUNT_ALARM_EVERY_S:
+            self.alarmed[code] = now
+            log.error(
+                "twilio_account_error",
+                code=code,
+                twilio_message=message,
+                hint="messages wait and are retried; check ALERTNET_TWILIO_ACCOUNT_SID, "
+                "ALERTNET_TWILIO_AUTH_TOKEN and the sender (ALERTNET_TWILIO_FROM or the Messaging Service)",
+            )
 
     async def close(self) -> None:
         await self.http.close()
