@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .. import notify
 from ..delivery import Purpose
 from ..incidents import State
+from . import claims
 from .neighbourhoods import REACHABLE_RESPONDER
 from .tables import (
     answers,
@@ -156,7 +157,7 @@ async def claim_due_timers(conn: AsyncConnection, now: datetime, limit: int, lea
     )
     rows = await conn.execute(
         timers.update()
-        .where(timers.c.id.in_(due.scalar_subquery()))
+        .where(claims.picked(timers, due))
         .values(lease_until=now + timedelta(seconds=lease_s))
         .returning(timers)
     )

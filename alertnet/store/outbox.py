@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .. import delivery, gsm, notify
 from ..delivery import Priority, Purpose, Status
 from ..schemas import MemberStatus
+from . import claims
 from .neighbourhoods import REACHABLE_RESPONDER
 from .tables import deliveries, members, outbox, responders
 
@@ -141,7 +142,7 @@ async def claim_due_jobs(conn: AsyncConnection, now: datetime, limit: int, lease
     claimed = (
         await conn.execute(
             outbox.update()
-            .where(outbox.c.id.in_(due.scalar_subquery()))
+            .where(claims.picked(outbox, due))
             .values(lease_until=until, attempts=outbox.c.attempts + 1)
             .returning(outbox.c.id, outbox.c.delivery_id, outbox.c.attempts)
         )
