@@ -65,6 +65,11 @@ async def provider(app: web.Application) -> AsyncIterator[None]:
             "inbound_unsigned",
             detail="no ALERTNET_TWILIO_AUTH_TOKEN: /sms/inbound and /sms/status accept unsigned requests",
         )
+    if settings.sms_provider == "console" and settings.twilio_account_sid:
+        log.warning(
+            "console_provider_with_twilio_account",
+            detail="ALERTNET_SMS_PROVIDER is console: SMS are printed here, not sent through Twilio",
+        )
     yield
     await app[keys.provider].close()
 

@@ -7,9 +7,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "ALERTNET_"
@@ -26,13 +26,14 @@ class Settings(BaseSettings):
 
     # An empty variable is the same as none (`ALERTNET_HOST=` from an unset variable in a unit or
     # compose file): the default holds, instead of an error or, for the host, every interface.
+    # Except where the default would quietly send the alerts elsewhere (`_MUST_NOT_BE_EMPTY`).
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, frozen=True, extra="forbid", env_ignore_empty=True
     )
 
     database_url: str = "sqlite:///alertnet.db"
     #: Not empty: an empty host would listen on every interface.
-    host: str = Field("127.0.0.1", min_length=1)
+    host: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     #: The URL Twilio sees; signatures and callback URLs are built from it.
     public_url: str | None = None
@@ -121,12 +122,21 @@ class Settings(BaseSettings):
         return self.public_url or f"http://{self.host}:{self.port}"
 
 
+#: Empty, these would not fall back to their defaults unnoticed: the console provider prints every
+#: alert instead of sending it, and the default database is a file of this process's own.
+_MUST_NOT_BE_EMPTY = ("sms_provider", "database_url")
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Settings from an optional TOML file, then the environment, then overrides.
 
     Raises ConfigError naming the offending key, so start-up can stop with it.
     """
     _refuse_unknown_variables(os.environ)
+    for name in _MUST_NOT_BE_EMPTY:
+        variable = ENV_PREFIX + name.upper()
+        if os.environ.get(variable, "x").strip() == "":
+            raise ConfigError(f"{variable} is empty: give it a value, or unset it for the default")
     values: dict[str, Any] = {}
     if config is not None:
         try:

@@ -127,17 +127,28 @@ def test_twilio_refuses_empty_token(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
-def test_every_empty_variable_keeps_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_variable_keeps_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
     """`ALERTNET_HOST=` (an unset variable in a unit file) is no host: the default holds, not an
     error and not every interface."""
     for name in Settings.model_fields:
-        monkeypatch.setenv(f"ALERTNET_{name.upper()}", "")
+        if name not in ("sms_provider", "database_url"):
+            monkeypatch.setenv(f"ALERTNET_{name.upper()}", "")
     assert load_settings() == Settings()
     assert load_settings().host == "127.0.0.1"
 
 
-def test_empty_host_in_the_file_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["ALERTNET_SMS_PROVIDER", "ALERTNET_DATABASE_URL"])
+def test_empty_provider_or_database_is_refused(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """An empty provider would print every alert instead of sending it, an empty database URL give
+    each process a file of its own: start-up stops, naming the variable."""
+    monkeypatch.setenv(name, " ")
+    with pytest.raises(ConfigError, match=f"{name} is empty"):
+        load_settings()
+
+
+@pytest.mark.parametrize("host", ["", "  "])
+def test_empty_host_in_the_file_is_refused(tmp_path: Path, host: str) -> None:
     config = tmp_path / "alertnet.toml"
-    config.write_text('host = ""\n')
+    config.write_text(f'host = "{host}"\n')
     with pytest.raises(ConfigError, match="ALERTNET_HOST"):
         load_settings(config)
