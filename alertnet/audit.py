@@ -65,19 +65,22 @@ class Verdict:
     reason: str | None = None
     #: The newest event checked (in scope): the anchor to note down for a later verify.
     head: Anchor | None = None
+    #: Whether the events before `bad_seq` can be trusted: not when the anchor was not found.
+    intact_before: bool = True
 
 
 class ChainChecker:
     """Checks events fed in seq order; keeps only the last hash, so any length fits.
 
-    With a neighbourhood given, `count` counts only that neighbourhood's events, and `head` is its
-    newest: a coordinator learns that the whole chain holds, not how busy other neighbourhoods
-    are. An anchor, if given, must be found with its hash.
+    With a neighbourhood given, `count` counts only that neighbourhood's events, `head` is its
+    newest, and an anchor must be one of its events: a coordinator learns that the whole chain
+    holds, not how busy other neighbourhoods are nor which of their events exist.
     """
 
     def __init__(self, neighbourhood_id: int | None = None, anchor: Anchor | None = None) -> None:
         self.scope = neighbourhood_id
         self.anchor = anchor
+        self.anchor_found = False
         self.prev_hash = GENESIS
         self.prev_seq = 0
         self.count = 0
@@ -87,19 +90,31 @@ class ChainChecker:
     def feed(self, event: Mapping[str, Any]) -> bool:
         """Check one event; False (and `failure` set) at the first break."""
         seq = event["seq"]
+        mine = self.scope is None or event["neighbourhood_id"] == self.scope
         if seq != self.prev_seq + 1:
             reason = f"expected seq {self.prev_seq + 1}: an event was removed or moved"
         elif event["prev_hash"] != self.prev_hash:
             reason = "does not link to the event before it"
         elif chain_hash(self.prev_hash, event) != event["hash"]:
             reason = "content does not match its hash: edited"
-        elif self.anchor is not None and seq == self.anchor.seq and event["hash"] != self.anchor.hash:
-            reason = "does not match the anchor noted down: the chain was rewritten up to here"
+        elif (
+            mine and self.anchor is not None and seq == self.anchor.seq and event["hash"] != self.anchor.hash
+        ):
+            self.failure = Verdict(
+                ok=False,
+                count=self.count,
+                bad_seq=seq,
+                reason="does not match the anchor noted down: the chain was rewritten up to here",
+                head=self.head,
+                intact_before=False,
+            )
+            return False
         else:
             self.prev_hash, self.prev_seq = event["hash"], seq
-            if self.scope is None or event["neighbourhood_id"] == self.scope:
+            if mine:
                 self.count += 1
                 self.head = Anchor(seq, event["hash"])
+                self.anchor_found |= self.anchor is not None and seq == self.anchor.seq
             return True
         self.failure = Verdict(ok=False, count=self.count, bad_seq=seq, reason=reason, head=self.head)
         return False
@@ -107,9 +122,22 @@ class ChainChecker:
     def verdict(self) -> Verdict:
         if self.failure is not None:
             return self.failure
-        if self.anchor is not None and self.anchor.seq > self.prev_seq:
-            reason = f"missing: the chain ends at seq {self.prev_seq}, so newer events were removed"
-            return Verdict(ok=False, count=self.count, bad_seq=self.anchor.seq, reason=reason, head=self.head)
+        if self.anchor is not None and not self.anchor_found:
+            # Scoped, an event of another neighbourhood and no event at all read the same.
+            reason = (
+                f"missing: the chain ends at seq {self.prev_seq}, so newer events were removed"
+                if self.scope is None
+                else "missing: no event of this neighbourhood has this seq; it was removed, with "
+                "every event after it, or it was never this neighbourhood's"
+            )
+            return Verdict(
+                ok=False,
+                count=self.count,
+                bad_seq=self.anchor.seq,
+                reason=reason,
+                head=self.head,
+                intact_before=False,
+            )
         return Verdict(ok=True, count=self.count, head=self.head)
 
 

@@ -130,10 +130,12 @@ def audit_verify(args: argparse.Namespace) -> int:
             if verdict.head:
                 print(f"head {verdict.head}  (note it down; --expect it later)")
             return 0
-        print(
-            f"audit chain BROKEN at seq {verdict.bad_seq}: {verdict.reason} "
-            f"({verdict.count} events before it are intact)"
+        before = (
+            f"{verdict.count} events before it are intact"
+            if verdict.intact_before
+            else "nothing up to it can be trusted"
         )
+        print(f"audit chain BROKEN at seq {verdict.bad_seq}: {verdict.reason} ({before})")
         return 1
 
     # Verifying only reads: a backup or an old copy is checked as it is.

@@ -91,7 +91,7 @@ class TestPureChain:
         anchor = audit.Anchor(6, original[-1]["hash"])
         assert audit.verify(forged).ok
         verdict = audit.verify(forged, anchor)
-        assert (verdict.ok, verdict.bad_seq) == (False, 6)
+        assert (verdict.ok, verdict.bad_seq, verdict.intact_before) == (False, 6, False)
         assert "rewritten" in (verdict.reason or "")
 
     @given(st.integers(1, 2**40), st.text("0123456789abcdef", min_size=64, max_size=64))
@@ -239,3 +239,24 @@ async def test_coordinator_verify_counts_own_events(client: Client, hoods: tuple
     assert mine["count"] == len(own["items"]) < everything["count"]
     newest = own["items"][-1]
     assert mine["head"] == f"{newest['seq']}:{newest['hash']}" != everything["head"]
+
+
+async def test_a_coordinators_anchor_tells_nothing_of_other_neighbourhoods(
+    client: Client, hoods: tuple[Hood, Hood]
+) -> None:
+    """To a coordinator, another neighbourhood's event and no event at all are the same missing
+    anchor, and the answer never names the chain's global end; their own anchor holds."""
+    own = await call(client, "GET", "/api/v1/audit?limit=1000", headers=hoods[0].coordinator, expect=200)
+    theirs = await call(client, "GET", "/api/v1/audit?limit=1000", headers=hoods[1].coordinator, expect=200)
+    mine = own["items"][-1]
+    path = "/api/v1/audit/verify?expect="
+    held = await call(client, "GET", f"{path}{mine['seq']}:{mine['hash']}", headers=hoods[0].coordinator)
+    assert held["ok"] is True
+    foreign = theirs["items"][-1]["seq"]
+    answers = [
+        await call(client, "GET", f"{path}{seq}:{'0' * 64}", headers=hoods[0].coordinator, expect=200)
+        for seq in (foreign, 10_000)
+    ]
+    assert [(a["ok"], a["reason"]) for a in answers] == [(False, answers[0]["reason"])] * 2
+    assert "never this neighbourhood's" in answers[0]["reason"]
+    assert "ends at seq" not in answers[0]["reason"]

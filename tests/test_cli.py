@@ -143,6 +143,7 @@ def test_audit_verify_exit_codes(tmp_path: Path) -> None:
     cut = run(tmp_path, "audit", "verify", "--expect", anchor)
     assert cut.returncode == 1
     assert "BROKEN at seq 3: missing" in cut.stdout
+    assert "nothing up to it can be trusted" in cut.stdout
     with sqlite3.connect(tmp_path / "cli.db") as conn:
         conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
     broken = run(tmp_path, "audit", "verify")
