@@ -230,7 +230,13 @@ async def update_member(
         at=now,
         subject=f"member:{member_id}",
         neighbourhood_id=current["neighbourhood_id"],
-        data={"group_id": group_id, "changed": sorted(changes)},
+        # The new role, language and sharing are kept: who made whom a coordinator (who may close
+        # incidents and admit residents) must show; the name is the member's own and stays out.
+        data={
+            "group_id": group_id,
+            "changed": sorted(changes),
+            **{key: changes[key] for key in ("role", "language", "share_name") if key in changes},
+        },
     )
     return row
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -73,9 +74,10 @@ def listen(app: web.Application, settings: Settings) -> int:
     try:
         web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
     except OSError as exc:
-        if "bind" not in str(exc):  # asyncio's words for a port it could not have
+        # asyncio's words for a port it could not have, or a host name that does not resolve.
+        if "bind" not in str(exc) and not isinstance(exc, socket.gaierror):
             raise
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else os.strerror(exc.errno or 0)
         print(f"alertnet: cannot listen on {settings.host}:{settings.port}: {reason}", file=sys.stderr)
         return 1
     return 0

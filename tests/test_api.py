@@ -155,7 +155,12 @@ async def test_change_a_member(client: Client, hoods: tuple[Hood, Hood]) -> None
     events = (await call(client, "GET", "/api/v1/audit?limit=1000", expect=200))["items"]
     updates = [event["data"] for event in events if event["type"] == "member.updated"]
     assert updates == [
-        {"group_id": hoods[0].group_id, "changed": ["language", "name", "role"]},
+        {
+            "group_id": hoods[0].group_id,
+            "changed": ["language", "name", "role"],
+            "language": "en",
+            "role": "coordinator",
+        },
         {"group_id": hoods[0].group_id, "changed": ["name"]},
     ]
 

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from alertnet.delivery import Purpose
-from alertnet.store import db, outbox, tables
+from alertnet.store import claims, db, outbox, tables
 from alertnet.store import incidents as incident_store
 
 CLAIMERS = 8
@@ -37,6 +38,16 @@ async def _claim_all(url: str, claim: Callable[[Any, datetime], Awaitable[list[i
     finally:
         await engine.dispose()
     return batches
+
+
+def test_the_pick_runs_once() -> None:
+    """As a plain IN (subquery ... LIMIT n FOR UPDATE SKIP LOCKED), a PostgreSQL plan that runs the
+    subquery again for each candidate row claims more than n: the pick is a MATERIALIZED CTE."""
+    due = sa.select(tables.timers.c.id).limit(LIMIT).with_for_update(skip_locked=True)
+    query = tables.timers.update().where(claims.picked(tables.timers, due)).values(lease_until=None)
+    sql = str(query.compile(dialect=postgresql.dialect()))
+    assert sql.startswith("WITH timers_due AS MATERIALIZED")
+    assert "FOR UPDATE SKIP LOCKED" in sql
 
 
 def _check(batches: list[list[int]]) -> None:

@@ -233,3 +233,10 @@ def test_a_taken_port_is_one_clear_line(tmp_path: Path, command: str) -> None:
         f"alertnet: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_a_host_that_does_not_resolve_is_one_clear_line(tmp_path: Path) -> None:
+    done = run(tmp_path, "serve", "--port", str(free_port()), ALERTNET_HOST="no-such-host.invalid")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("alertnet: cannot listen on no-such-host.invalid:")
+    assert "Traceback" not in done.stderr
