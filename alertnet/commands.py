@@ -19,6 +19,9 @@ LEAVE_WORDS = frozenset({"leave", "uitschrijven"})
 ACK_WORDS = frozenset({"ok", "oke", "okay", "ack", "onderweg"})
 ACK_PHRASES = (("ik", "kom"), ("on", "my", "way"))
 RESOLVE_WORDS = frozenset({"klaar", "opgelost", "done", "resolved"})
+#: TAAL EN, LANGUAGE NL: a resident or responder chooses the language of their messages.
+LANGUAGE_WORDS = frozenset({"taal", "language"})
+LANGUAGE_NAMES = {"nl": "nl", "nederlands": "nl", "dutch": "nl", "en": "en", "english": "en", "engels": "en"}
 #: Command words of one language only. A number in no group has no language yet: it is answered in
 #: the language of its word (JOIN, HELP: English; AANMELDEN, HULP: Dutch), and joins in it.
 _SAID_IN = {"join": "en", "leave": "en", "help": "en", "aanmelden": "nl", "uitschrijven": "nl", "hulp": "nl"}
@@ -85,6 +88,13 @@ class Yes:
 
 
 @dataclass(frozen=True)
+class SetLanguage:
+    """From now on, messages in this language (the sender's own choice, for all their groups)."""
+
+    language: str
+
+
+@dataclass(frozen=True)
 class Ack:
     number: int | None = None
     #: The words after the number: they may name the group when two have an incident #number.
@@ -102,7 +112,7 @@ class Signal:
     text: str
 
 
-Command = Stop | Start | Help | Join | Leave | Yes | Ack | Resolve | Signal
+Command = Stop | Start | Help | Join | Leave | Yes | SetLanguage | Ack | Resolve | Signal
 
 
 def _word(token: str) -> str:
@@ -156,6 +166,8 @@ def _with_arguments(words: list[str], tokens: list[str]) -> Command | None:
         return Leave(code=_code(rest), said_in=_SAID_IN[first])
     if first in YES_WORDS and len(words) <= 2:
         return Yes(_number(rest))
+    if first in LANGUAGE_WORDS and len(words) == 2 and words[1] in LANGUAGE_NAMES:
+        return SetLanguage(LANGUAGE_NAMES[words[1]])
     for phrase in ACK_PHRASES:
         if tuple(words[: len(phrase)]) == phrase:
             return _answer(Ack, tokens[len(phrase) :])

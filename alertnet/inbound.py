@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import answers, commands, membership, messages, signals
 from .auth import resident
-from .commands import Ack, Help, Join, Leave, Resolve, Signal, Start, Stop, Yes
+from .commands import Ack, Help, Join, Leave, Resolve, SetLanguage, Signal, Start, Stop, Yes
 from .schemas import MemberStatus
 from .store import incidents as incident_store
 from .store import signals as store
@@ -83,15 +83,16 @@ async def _dispatch(
             return await membership.leave(conn, rows, code, lang, now)
         case Help():
             return await _help(conn, sms.sender, rows, lang)
+        case SetLanguage(language=language):
+            return await membership.set_language(conn, sms.sender, rows, language, now)
         case Yes(number=None):
             done = await membership.consent(conn, rows, now)
             return done or messages.render("nothing_to_confirm", lang)
         case Yes(number=int(number)):
             return await membership.approve(conn, rows, number, lang, now)
-        case Ack(number=number, words=words):
-            return await answers.answer(conn, sms.sender, rows, number, False, lang, now, words)
-        case Resolve(number=number, words=words):
-            return await answers.answer(conn, sms.sender, rows, number, True, lang, now, words)
+        case Ack(number=number, words=words) | Resolve(number=number, words=words):
+            resolves = isinstance(command, Resolve)
+            return await answers.answer(conn, sms.sender, rows, number, resolves, lang, now, words)
         case Signal(text=text):
             return await _signal(conn, sms, rows, text, lang, now)
     return None
@@ -109,8 +110,8 @@ async def _help(conn: AsyncConnection, phone: str, rows: list[Row], lang: str) -
 
 
 async def _answers_as_responder(conn: AsyncConnection, sms: Sms, command: commands.Command) -> bool:
-    """A responder is in no group, but answers OK and KLAAR."""
-    return isinstance(command, Ack | Resolve) and bool(
+    """A responder is in no group, but answers OK and KLAAR, and chooses their language."""
+    return isinstance(command, Ack | Resolve | SetLanguage) and bool(
         await incident_store.responders_by_phone(conn, sms.sender)
     )
 

@@ -252,8 +252,26 @@ async def start(conn: AsyncConnection, phone: str, rows: list[Row], lang: str, n
     return messages.render("started" if stopped else "already_active", lang)
 
 
+async def set_language(
+    conn: AsyncConnection, phone: str, rows: list[Row], language: str, now: datetime
+) -> str:
+    """TAAL EN / LANGUAGE NL: the sender's own choice, for every group they are in and every chain
+    that names them; a coordinator's choice for one group is the API's."""
+    for responder in await neighbourhoods.set_responders_language(conn, phone, language):
+        await _audit_responder(
+            conn, None, responder, "responder.updated", now, changed=["language"], language=language
+        )
+    changed = [r for r in rows if r["language"] != language]
+    if changed:
+        await conn.execute(members.update().where(members.c.phone == phone).values(language=language))
+    for row in changed:
+        who = resident(row["id"], row["role"])
+        await _audit(conn, who, "member.updated", row, now, changed=["language"], language=language, by="sms")
+    return messages.render("language_set", language)
+
+
 async def _audit_responder(
-    conn: AsyncConnection, who: Actor | None, responder: Row, kind: str, now: datetime
+    conn: AsyncConnection, who: Actor | None, responder: Row, kind: str, now: datetime, **data: Any
 ) -> None:
     await audit.append(
         conn,
@@ -262,7 +280,7 @@ async def _audit_responder(
         at=now,
         subject=f"responder:{responder['id']}",
         neighbourhood_id=responder["neighbourhood_id"],
-        data={},
+        data=data,
     )
 
 

@@ -200,9 +200,13 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "help": {
         "nl": "Buurtalarm: sms wat je ziet naar dit nummer; je bondgenoten krijgen het zonder je nummer. "
-        "OK = ik ga kijken. STOP = afmelden. In gevaar? Bel eerst 112.",
+        "OK = ik ga kijken. STOP = afmelden. In gevaar? Bel eerst 112. English? Reply LANGUAGE EN",
         "en": "Neighbourhood alert: text what you see to this number; your allies get it without your "
-        "number. OK = I'll go and look. STOP = unsubscribe. In danger? Call 112 first.",
+        "number. OK = I'll go and look. STOP = unsubscribe. In danger? Call 112 first. Nederlands? TAAL NL",
+    },
+    "language_set": {
+        "nl": "Je berichten komen nu in het Nederlands. English? Reply LANGUAGE EN",
+        "en": "Your messages now come in English. Nederlands? Stuur TAAL NL",
     },
     "responder_help": {
         "nl": "Buurtalarm: bij een ALARM roepen de buren je hulp in. OK n = ik neem het op. "

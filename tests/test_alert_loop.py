@@ -472,6 +472,28 @@ class TestStrangersAndJoining:
         await settled(client)
         assert fake.messages == []
 
+    async def test_a_member_chooses_their_language_by_sms(self, client: Client, fake: FakeTwilio) -> None:
+        """LANGUAGE EN from a member added in Dutch: the reply, their alerts in every group and
+        their help come in English from then on; TAAL NL takes them back; the audit log says so."""
+        await make_group(client, 3)
+        await make_group(client, 0, join_code="BANNE", name="Banne")
+        await call(client, "POST", "/api/v1/groups/2/members", {"phone": ally(1)}, expect=201)
+        _, replies = await sms(client, ally(1), "LANGUAGE EN")
+        assert replies == ["Your messages now come in English. Nederlands? Stuur TAAL NL"]
+        assert await rows(client, f"SELECT DISTINCT language FROM members WHERE phone = '{ally(1)}'") == [
+            ("en",)
+        ]
+        await sms(client, ally(0), "Verdachte man bij de fietsenstalling")
+        await until(lambda: len(fake.to(ally(1))) == 1 and len(fake.to(ally(2))) == 1)
+        assert "Go together, be visible" in fake.to(ally(1))[0]
+        assert "Ga samen kijken" in fake.to(ally(2))[0]
+        _, replies = await sms(client, ally(1), "taal nl")
+        assert replies == ["Je berichten komen nu in het Nederlands. English? Reply LANGUAGE EN"]
+        events = (await call(client, "GET", "/api/v1/audit?limit=1000", expect=200))["items"]
+        changes = [(e["subject"], e["data"]["language"]) for e in events if e["type"] == "member.updated"]
+        assert len(changes) == 4
+        assert [language for _, language in changes] == ["en", "en", "nl", "nl"]
+
     async def test_open_group_admits_on_consent(self, client: Client, fake: FakeTwilio) -> None:
         """An open group needs only the resident's YES."""
         await make_group(client, 1, join_policy="open")

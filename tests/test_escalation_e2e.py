@@ -424,6 +424,16 @@ async def test_help_for_a_responder(client: Client, fake: FakeTwilio) -> None:
     ]
 
 
+async def test_a_responder_chooses_their_language_by_sms(client: Client, fake: FakeTwilio) -> None:
+    """A buurtregisseur who is not Dutch-first texts LANGUAGE EN: the pages come in English."""
+    await make_escalating_group(client, 1, steps=[(OFFICER, 600)])
+    _, replies = await sms(client, OFFICER, "LANGUAGE english")
+    assert replies == ["Your messages now come in English. Nederlands? Stuur TAAL NL"]
+    await sms(client, ally(0), "Brand in de schuur")
+    await until(lambda: len(fake.to(OFFICER)) == 1)
+    assert fake.to(OFFICER)[0].startswith("ALERT Molenwijk Noord #1: 1 reporter(s).")
+
+
 async def test_responder_stop_gets_nothing_more(client: Client, fake: FakeTwilio) -> None:
     """A responder paged for #1 texts STOP: the outcome of #1 does not reach them."""
     await make_escalating_group(client, 2, steps=[(OFFICER, 600)])

@@ -107,6 +107,17 @@ async def set_responders_opted_out(conn: AsyncConnection, phone: str, at: dateti
     return [dict(row._mapping) for row in await conn.execute(query)]
 
 
+async def set_responders_language(conn: AsyncConnection, phone: str, language: str) -> list[Row]:
+    """TAAL/LANGUAGE from a responder's number, in every neighbourhood: the rows it changed."""
+    query = (
+        responders.update()
+        .where(responders.c.phone == phone, responders.c.language != language)
+        .values(language=language)
+        .returning(responders)
+    )
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
 async def list_responders(conn: AsyncConnection, neighbourhood_id: int) -> list[Row]:
     query = sa.select(responders).where(responders.c.neighbourhood_id == neighbourhood_id)
     return [dict(row._mapping) for row in await conn.execute(query.order_by(responders.c.id))]
