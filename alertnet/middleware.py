@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 from sqlalchemy import exc as sa_exc
 
 from . import keys
@@ -23,7 +24,7 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _HTTP_CODES = {
     404: ("not_found", "no such resource"),
     405: ("method_not_allowed", "this method is not allowed here"),
-    413: ("payload_too_large", "the body is larger than 1 MiB"),
+    413: ("payload_too_large", "the body is too large: at most 1 MiB, and 1,000 form fields"),
 }
 
 
@@ -89,6 +90,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if isinstance(exc, Unauthorized):
             headers["WWW-Authenticate"] = "Bearer"
         return error_response(exc.status, exc.code, exc.message, exc.field, headers)
+    except RequestPayloadError as exc:  # a body its Content-Encoding does not decode
+        return error_response(400, "bad_request", f"the body cannot be read: {exc.__cause__ or exc}")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -110,6 +113,8 @@ async def _principal(request: web.Request) -> Principal:
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:
         raise Unauthorized("send Authorization: Bearer TOKEN")
+    if not (secret.isascii() and secret.isprintable()):  # bytes aiohttp could not decode, say
+        raise Unauthorized("this token is not valid (revoked, mistyped, or from another deployment)")
     admin_token = request.app[keys.settings].admin_token
     if admin_token is not None and same_secret(secret, admin_token.get_secret_value()):
         return BOOTSTRAP

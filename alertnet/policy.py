@@ -56,6 +56,8 @@ class EscalationPolicy(BaseModel):
     @field_validator("urgent_keywords")
     @classmethod
     def _lower(cls, words: list[str]) -> list[str]:
+        if any(not word.isprintable() for word in words):
+            raise ValueError("a keyword must not contain control characters")
         return [word.strip().lower() for word in words if word.strip()]
 
     def responder_ids(self) -> set[int]:

@@ -87,6 +87,16 @@ class Settings(BaseSettings):
         # signing key anyone knows: empty is the same as not set.
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("admin_token")
+    @classmethod
+    def _header_safe(cls, token: SecretStr | None) -> SecretStr | None:
+        # It travels in an HTTP header: anything but printable ASCII could never be sent to match.
+        if token is not None and not (
+            token.get_secret_value().isascii() and token.get_secret_value().isprintable()
+        ):
+            raise ValueError("must be printable ASCII (it is sent in an Authorization header)")
+        return token
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, url: str) -> str:

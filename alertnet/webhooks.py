@@ -30,6 +30,8 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 # Twilio's ids are 34 characters (SM + 32 hex), its error codes five digits: room to spare, no more.
 _SID = re.compile(r"[A-Za-z0-9]{1,64}")
 _ERROR_CODE = re.compile(r"[0-9]{1,10}")
+#: A delivery id in the StatusCallback URL: ASCII digits only (int() takes "٣" too, and "²" fails).
+_ID = re.compile(r"[0-9]{1,18}")
 #: Signals one source token may post: Grafana OnCall's 300 per 5 minutes per integration. Far above
 #: any device's need (the flood limit already holds back its fan-outs); it bounds a runaway one's writes.
 SIGNAL_BUDGET = throttle.Budget(burst=300, per_s=1.0)
@@ -45,7 +47,7 @@ async def _twilio_form(request: web.Request) -> dict[str, str]:
         _refuse(request)
     try:
         posted = await request.post()
-    except (UnicodeDecodeError, LookupError) as exc:  # bad UTF-8, an unknown charset
+    except (UnicodeError, LookupError) as exc:  # bad UTF-8, an unknown or unusable charset
         raise BadInput(f"the form cannot be decoded: {exc.__class__.__name__}", field="body") from exc
     form = {key: str(value) for key, value in posted.items()}
     if token is not None:
@@ -142,7 +144,7 @@ async def sms_status(request: web.Request) -> web.Response:
     async def record(conn: AsyncConnection) -> dict[str, Any] | None:
         moved = await outbox.record_status(
             conn,
-            delivery_id=int(delivery_id) if delivery_id.isdigit() and len(delivery_id) < 19 else None,
+            delivery_id=int(delivery_id) if _ID.fullmatch(delivery_id) else None,
             sid=sid,
             status=status,
             error_code=error_code,

@@ -6,6 +6,7 @@ records every change, has the same length before and after.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import AsyncIterator, Callable
@@ -139,6 +140,9 @@ NEIGHBOURHOOD_CASES = [
     Bad("timezone-path", _with(NEIGHBOURHOOD, timezone="../../etc/passwd"), "timezone"),
     Bad("timezone-absolute", _with(NEIGHBOURHOOD, timezone="/etc/localtime"), "timezone"),
     Bad("timezone-not-tzif", _with(NEIGHBOURHOOD, timezone="zone.tab"), "timezone"),
+    Bad("timezone-the-servers", _with(NEIGHBOURHOOD, timezone="localtime"), "timezone"),
+    Bad("timezone-factory", _with(NEIGHBOURHOOD, timezone="Factory"), "timezone"),
+    Bad("timezone-right", _with(NEIGHBOURHOOD, timezone="right/UTC"), "timezone"),
     Bad("timezone-too-long", _with(NEIGHBOURHOOD, timezone="Europe/" + "A" * 500), "timezone"),
     Bad("timezone-nul", _with(NEIGHBOURHOOD, timezone="Europe/Amsterdam\x00"), "timezone"),
     Bad("timezone-int", _with(NEIGHBOURHOOD, timezone=1), "timezone"),
@@ -272,6 +276,7 @@ GROUP_CASES = [
         "escalation.urgent_keywords",
     ),
     Bad("keyword-empty", _policy(urgent_keywords=["brand", ""]), "escalation.urgent_keywords.1"),
+    Bad("keyword-control", _policy(urgent_keywords=["brand", "a\x00b"]), "escalation.urgent_keywords"),
     Bad("keyword-too-long", _policy(urgent_keywords=["x" * 41]), "escalation.urgent_keywords.0"),
     Bad("keyword-int", _policy(urgent_keywords=[112]), "escalation.urgent_keywords.0"),
     Bad("keyword-null", _policy(urgent_keywords=[None]), "escalation.urgent_keywords.0"),
@@ -542,6 +547,24 @@ async def test_non_json_content_type_is_415(client: Client, hood: Hood, content_
         status, payload = await _raw(client, b'{"name": "Nieuwendam"}', content_type, method, path)
         _assert_error(status, payload, 415, None)
     assert await _audit_count(client) == before
+
+
+async def test_a_body_its_encoding_does_not_decode_is_400(client: Client) -> None:
+    """A body sent as gzip that is not gzip: a 400 saying so, not a 500."""
+    headers = {**ADMIN, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    response = await client.post(WRITE_PATH, data=b"garbage", headers=headers)
+    _assert_error(response.status, await response.json(), 400, None)
+
+
+async def test_a_token_of_undecodable_bytes_is_401(client: Client) -> None:
+    """An Authorization header aiohttp cannot decode as UTF-8 is a wrong token, not a 500."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"GET /api/v1/neighbourhoods HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n")
+    writer.write(b"Connection: close\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 401 ")
 
 
 async def test_json_with_charset_is_accepted(client: Client) -> None:

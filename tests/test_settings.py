@@ -39,6 +39,7 @@ def test_environment_beats_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         ("ALERTNET_SMS_PROVIDER", "carrier-pigeon", "ALERTNET_SMS_PROVIDER"),
         ("ALERTNET_DATABASE_URL", "mysql://x", "ALERTNET_DATABASE_URL"),
         ("ALERTNET_PUBLIC_URL", "example.org", "ALERTNET_PUBLIC_URL"),
+        ("ALERTNET_ADMIN_TOKEN", "geheim-€-token", "ALERTNET_ADMIN_TOKEN"),
     ],
 )
 def test_bad_value_names_key(monkeypatch: pytest.MonkeyPatch, env: str, value: str, named: str) -> None:
