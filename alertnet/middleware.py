@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -20,6 +21,8 @@ from .store import db
 from .store.tokens import principal_for
 
 log = structlog.get_logger("alertnet.http")
+#: What nginx logs for a request whose client left before the answer: not the server's error.
+CLIENT_CLOSED = 499
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _HTTP_CODES = {
     404: ("not_found", "no such resource"),
@@ -59,6 +62,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         except web.HTTPException as exc:
             status = exc.status
             raise
+        except asyncio.CancelledError:  # the client went away and aiohttp stopped the handler
+            status = CLIENT_CLOSED
+            raise
         finally:
             elapsed = time.perf_counter() - started
             request.app[keys.metrics].observe_request(request.method, _route_name(request), status, elapsed)
@@ -92,6 +98,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(exc.status, exc.code, exc.message, exc.field, headers)
     except RequestPayloadError as exc:  # a body its Content-Encoding does not decode
         return error_response(400, "bad_request", f"the body cannot be read: {exc.__cause__ or exc}")
+    except ConnectionResetError:  # the client went away before its body was in: nobody to answer
+        return error_response(CLIENT_CLOSED, "client_closed_request", "the connection closed mid-request")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -791,3 +791,20 @@ async def test_failed_writes_leave_state_unchanged(client: Client, hood: Hood) -
         "audit": await call(client, "GET", "/api/v1/audit?limit=1000", expect=200),
     }
     assert after == before
+
+
+async def test_a_client_that_leaves_mid_body_is_no_server_error(client: Client) -> None:
+    """A client that closes before its body is in: counted as 499 (nginx's "client closed request"),
+    not as a 500 with a traceback (which would page whoever watches the error rate)."""
+    from alertnet import keys
+
+    _, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    head = f"POST {WRITE_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: {ADMIN['Authorization']}\r\n"
+    writer.write(head.encode() + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()
+    await asyncio.sleep(0.3)
+    metrics = client.app[keys.metrics].render().decode()
+    assert 'status="500"' not in metrics
+    assert re.search(r'alertnet_http_requests_total\{[^}]*status="499"[^}]*\} 1\.0', metrics)
