@@ -21,14 +21,15 @@ _ERRORS = {
     "404": "No such resource, or not in your scope",
     "409": "Conflicts with existing data",
     "413": "Body larger than 1 MiB",
-    "415": "Body is not application/json",
+    "415": "Body is not of the media type the route takes",
 }
+_FORM = "application/x-www-form-urlencoded"
 
 
 def _models(routes: tuple[Route, ...]) -> list[type[BaseModel]]:
     found: dict[str, type[BaseModel]] = {"ErrorOut": ErrorOut}
     for route in routes:
-        for model in (route.body, route.query, route.response):
+        for model in (route.body, route.query, route.response, route.form):
             if model is not None:
                 found[model.__name__] = model
     return list(found.values())
@@ -56,6 +57,9 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
     if route.body is not None:
         schema = refs[(route.body, "validation")]
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    if route.form is not None:
+        schema = refs[(route.form, "validation")]
+        operation["requestBody"] = {"required": True, "content": {_FORM: {"schema": schema}}}
     if route.roles:
         operation["security"] = [{"bearer": []}]
         operation["description"] = "Tokens: " + ", ".join(sorted(route.roles)) + "."
@@ -73,10 +77,12 @@ def _responses(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
     for status, description in _ERRORS.items():
         needs_auth = status in ("401", "403")
         has_body = status in ("413", "415")
-        if (needs_auth and not route.roles) or (has_body and route.body is None):
+        if (needs_auth and not route.roles) or (has_body and route.body is None and route.form is None):
             continue
         responses[status] = {"description": description, **error}
-    return responses
+    for status, description in route.errors.items():
+        responses[status] = {"description": description, **error}
+    return dict(sorted(responses.items()))
 
 
 def build(routes: tuple[Route, ...]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -36,9 +36,12 @@ from .schemas import (
     SignalIn,
     StatsOut,
     StatsQuery,
+    StatusQuery,
     TokenCreated,
     TokenIn,
     TokenOut,
+    TwilioInbound,
+    TwilioStatus,
 )
 
 T = TypeVar("T")
@@ -68,11 +71,15 @@ class Route:
     status: int = 200
     #: A non-JSON success answer's media type.
     media_type: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: A form body (Twilio's webhooks), for the OpenAPI document: the handler reads it itself.
+    form: type[BaseModel] | None = None
+    #: Error answers of this route beyond the common ones, for the OpenAPI document.
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 N = "/api/v1/neighbourhoods"
 G = "/api/v1/groups"
+_SIGNED = {"403": "No X-Twilio-Signature, or not Twilio's for ALERTNET_PUBLIC_URL and this path"}
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -320,6 +327,10 @@ ROUTES: tuple[Route, ...] = (
         body=SignalIn,
         response=SignalAccepted,
         status=202,
+        errors={
+            "422": "The Idempotency-Key was used before with another body",
+            "429": "Over this token's signal budget; Retry-After says when to try again",
+        },
     ),
     Route(
         "POST",
@@ -328,6 +339,8 @@ ROUTES: tuple[Route, ...] = (
         "Twilio messaging webhook (signed)",
         "twilio",
         media_type="text/xml",
+        form=TwilioInbound,
+        errors=_SIGNED,
     ),
     Route(
         "POST",
@@ -335,7 +348,10 @@ ROUTES: tuple[Route, ...] = (
         webhooks.sms_status,
         "Twilio status callback (signed)",
         "twilio",
+        query=StatusQuery,
         status=204,
+        form=TwilioStatus,
+        errors=_SIGNED,
     ),
     Route("GET", "/healthz", ops.healthz, "Liveness", "operations", response=Health),
     Route("GET", "/readyz", ops.readyz, "Readiness: the database answers", "operations", response=Health),

@@ -299,6 +299,33 @@ class Health(BaseModel):
     database: str | None = None
 
 
+class TwilioInbound(BaseModel):
+    """The fields of Twilio's messaging webhook that alertnet reads (Twilio sends more)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    MessageSid: str = Field(pattern=r"^[A-Za-z0-9]{1,64}$")
+    From: str
+    To: str | None = None
+    Body: str = Field("", max_length=1600)
+
+
+class TwilioStatus(BaseModel):
+    """The fields of Twilio's status callback that alertnet reads (Twilio sends more)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    MessageSid: str = Field(pattern=r"^[A-Za-z0-9]{1,64}$")
+    MessageStatus: str
+    ErrorCode: str | None = Field(None, pattern=r"^[0-9]{1,10}$")
+
+
+class StatusQuery(BaseModel):
+    d: int | None = Field(
+        None, ge=1, description="the delivery's own id, as alertnet put it in the StatusCallback URL"
+    )
+
+
 class SignalIn(Body):
     """A signal from an app or device."""
 

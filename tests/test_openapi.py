@@ -27,8 +27,23 @@ async def test_every_route_documented(client: Client) -> None:
         path = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.path)
         operation = doc["paths"][path][route.method.lower()]
         assert str(route.status) in operation["responses"]
-        assert ("requestBody" in operation) == (route.body is not None)
+        assert ("requestBody" in operation) == (route.body is not None or route.form is not None)
         assert ("security" in operation) == bool(route.roles)
+        assert set(route.errors) <= set(operation["responses"])
+
+
+async def test_the_webhooks_document_twilios_form(client: Client) -> None:
+    """A client (or a fuzzer) learns from the document what Twilio posts, and that it is signed."""
+    doc = await call(client, "GET", "/api/openapi.json", headers={}, expect=200)
+    for path, fields in (
+        ("/sms/inbound", {"MessageSid", "From"}),
+        ("/sms/status", {"MessageSid", "MessageStatus"}),
+    ):
+        operation = doc["paths"][path]["post"]
+        form = operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+        name = form["$ref"].removeprefix("#/components/schemas/")
+        assert set(doc["components"]["schemas"][name]["required"]) == fields
+        assert "403" in operation["responses"]
 
 
 async def test_all_refs_resolve(client: Client) -> None:
