@@ -79,6 +79,27 @@ async def answer(
         return messages.render("no_incident", lang)
     if found["state"] == State.resolved:
         return messages.render("already_resolved", lang, n=found["number"])
+    # One signal from a member of several groups opens an incident in each at the same moment, and
+    # pages the buurtregisseur for each: a bare OK or KLAAR answers that one situation everywhere
+    # (answering one, the other's chain would page on). In id order: two such answers at once
+    # lock the incidents in the same order.
+    same = [row for row in open_ if number is None and row["last_signal_at"] == found["last_signal_at"]]
+    replies = []
+    for row in sorted(same or [found], key=lambda row: row["id"]):
+        replies.append(await _answer_one(conn, row, phone, responders, active, resolving, lang, now))
+    return " ".join(dict.fromkeys(replies))  # "#1" in two groups: one thanks
+
+
+async def _answer_one(
+    conn: AsyncConnection,
+    found: Row,
+    phone: str,
+    responders: list[Row],
+    active: list[Row],
+    resolving: bool,
+    lang: str,
+    now: datetime,
+) -> str:
     incident = await store.get(conn, found["id"], lock=True)
     assert incident is not None
     if incident["state"] == State.resolved:  # closed by someone else while we waited for the lock

@@ -414,6 +414,28 @@ async def test_reporter_ok_is_no_backup(client: Client, fake: FakeTwilio) -> Non
     assert not any("Een buur gaat kijken" in body for body in fake.to(ally(1)))
 
 
+async def test_one_signal_into_two_groups_is_answered_once(client: Client, fake: FakeTwilio) -> None:
+    """A resident in two groups reports a fire: each group opens a #1 and the buurtregisseur is paged
+    twice. Their bare OK answers both (one page left unanswered would page on), with one thanks;
+    a bare KLAAR closes both. Found by a generated conversation."""
+    hood = await call(client, "POST", "/api/v1/neighbourhoods", {"name": "Molenwijk"}, expect=201)
+    officer = await call(
+        client, "POST", f"/api/v1/neighbourhoods/{hood['id']}/responders", {"name": "J", "phone": OFFICER}
+    )
+    chain = {"chain": [{"responder_ids": [officer["id"]], "timeout_s": 600}]}
+    for name, code in (("Molenwijk Noord", "MOLEN"), ("Banne Buiksloot", "BANNE")):
+        await make_group(client, 2, join_code=code, name=name, escalation=chain, hood_id=hood["id"])
+    await sms(client, ally(0), "Er is brand bij de flat")
+    await until(lambda: len(paged(fake, OFFICER)) == 2)
+    _, replies = await sms(client, OFFICER, "OK")
+    assert replies == ["Bedankt. De buurt hoort dat u eraan werkt (#1). Afsluiten: KLAAR 1"]
+    acked = await rows(client, "SELECT id FROM incidents WHERE responder_ack_at IS NOT NULL")
+    assert len(acked) == 2
+    _, replies = await sms(client, OFFICER, "KLAAR")
+    assert replies == ["#1 is afgesloten. Iedereen die een melding kreeg hoort het."]
+    assert await rows(client, "SELECT DISTINCT state FROM incidents") == [("resolved",)]
+
+
 async def test_help_for_a_responder(client: Client, fake: FakeTwilio) -> None:
     """A buurtregisseur is in no group: HELP tells them how to answer a page, not how to join."""
     await make_escalating_group(client, 1, steps=[(OFFICER, 600)])

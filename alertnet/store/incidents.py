@@ -271,7 +271,9 @@ async def answerable(
         query = query.where(incidents.c.state != State.resolved)
     else:
         query = query.where(incidents.c.number == number)
-    rows = await conn.execute(query.order_by(incidents.c.last_signal_at.desc()).limit(20))
+    rows = await conn.execute(
+        query.order_by(incidents.c.last_signal_at.desc(), incidents.c.id.desc()).limit(20)
+    )
     return [dict(row._mapping) for row in rows]
 
 
