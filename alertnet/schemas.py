@@ -299,12 +299,17 @@ class Health(BaseModel):
     database: str | None = None
 
 
+# Twilio's ids are 34 characters (SM + 32 hex), its error codes five digits: room to spare, no more.
+MESSAGE_SID = r"^[A-Za-z0-9]{1,64}$"
+ERROR_CODE = r"^[0-9]{1,10}$"
+
+
 class TwilioInbound(BaseModel):
     """The fields of Twilio's messaging webhook that alertnet reads (Twilio sends more)."""
 
     model_config = ConfigDict(extra="allow")
 
-    MessageSid: str = Field(pattern=r"^[A-Za-z0-9]{1,64}$")
+    MessageSid: str = Field(pattern=MESSAGE_SID)
     From: str
     To: str | None = None
     Body: str = Field("", max_length=1600)
@@ -315,9 +320,9 @@ class TwilioStatus(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    MessageSid: str = Field(pattern=r"^[A-Za-z0-9]{1,64}$")
+    MessageSid: str = Field(pattern=MESSAGE_SID)
     MessageStatus: str
-    ErrorCode: str | None = Field(None, pattern=r"^[0-9]{1,10}$")
+    ErrorCode: str | None = Field(None, pattern=ERROR_CODE)
 
 
 class StatusQuery(BaseModel):

@@ -21,15 +21,14 @@ from .auth import Role
 from .bodies import json_body
 from .errors import BadInput, Forbidden, NotFound, TooManyRequests, Unprocessable, UnsupportedMediaType
 from .middleware import principal
-from .schemas import SignalAccepted, SignalIn
+from .schemas import ERROR_CODE, MESSAGE_SID, SignalAccepted, SignalIn
 from .store import db, outbox
 from .store import signals as store
 
 log = structlog.get_logger("alertnet.webhooks")
 IDEMPOTENCY_TTL = timedelta(hours=24)
-# Twilio's ids are 34 characters (SM + 32 hex), its error codes five digits: room to spare, no more.
-_SID = re.compile(r"[A-Za-z0-9]{1,64}")
-_ERROR_CODE = re.compile(r"[0-9]{1,10}")
+_SID = re.compile(MESSAGE_SID)
+_ERROR_CODE = re.compile(ERROR_CODE)
 #: A delivery id in the StatusCallback URL: ASCII digits only (int() takes "٣" too, and "²" fails).
 _ID = re.compile(r"[0-9]{1,18}")
 #: Signals one source token may post: Grafana OnCall's 300 per 5 minutes per integration. Far above
