@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import engine, membership
@@ -75,16 +76,22 @@ async def add_responder(
     return row
 
 
+def _changes(body: BaseModel, nullable: frozenset[str] | set[str] = frozenset()) -> Row:
+    """The fields a PATCH sent; null only where it means something (a schedule: always on duty)."""
+    changes: Row = body.model_dump(mode="json", exclude_unset=True)
+    for field, value in changes.items():
+        if value is None and field not in nullable:
+            raise BadInput(f"{field}: may not be null", field=field)
+    return changes
+
+
 async def update_responder(
     conn: AsyncConnection, who: Principal, responder_id: int, body: ResponderPatch, now: datetime
 ) -> Row:
     """Change a responder; a schedule set to null means always on duty."""
     current = await neighbourhoods.get_responder(conn, responder_id)
     who.require(current["neighbourhood_id"], "responder")
-    changes = body.model_dump(mode="json", exclude_unset=True)
-    for field in ("name", "phone", "role", "language"):
-        if field in changes and changes[field] is None:
-            raise BadInput(f"{field}: may not be null", field=field)
+    changes = _changes(body, nullable={"schedule"})
     row = await neighbourhoods.update_responder(conn, current, changes, now)
     data: Row = {"changed": sorted(changes)}
     if "phone" in changes:
@@ -138,10 +145,7 @@ async def update_group(
     conn: AsyncConnection, who: Principal, group_id: int, body: GroupPatch, now: datetime
 ) -> Row:
     current = await group(conn, who, group_id)
-    changes = body.model_dump(mode="json", exclude_unset=True)
-    if any(value is None for value in changes.values()):
-        field = next(name for name, value in changes.items() if value is None)
-        raise BadInput(f"{field}: may not be null", field=field)
+    changes = _changes(body)
     record: Row = {"changed": sorted(changes)}
     if "escalation" in changes:
         # A merge, as for the group's own fields: sending one setting must not drop the chain.
@@ -216,10 +220,7 @@ async def update_member(
 ) -> Row:
     """Change a member's name, language, role or name sharing; a name set to null is removed."""
     current = await group(conn, who, group_id)
-    changes = body.model_dump(mode="json", exclude_unset=True)
-    for field in ("language", "role", "share_name"):
-        if field in changes and changes[field] is None:
-            raise BadInput(f"{field}: may not be null", field=field)
+    changes = _changes(body, nullable={"name"})
     row = await groups.update_member(conn, group_id, member_id, changes)
     if not changes:
         return row
