@@ -211,7 +211,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "responder_help": {
         "nl": "Buurtalarm: bij een ALARM roepen de buren je hulp in. OK n = ik neem het op. "
         "KLAAR n = afgesloten, iedereen hoort het. STOP = geen berichten meer.",
-        "en": "Neighbourhood alert: an ALARM means the neighbours call on you. OK n = I'm on it. "
+        "en": "Neighbourhood alert: an ALERT means the neighbours call on you. OK n = I'm on it. "
         "DONE n = closed, everyone hears it. STOP = no more messages.",
     },
 }
