@@ -225,8 +225,8 @@ async def fake() -> AsyncIterator[FakeTwilio]:
     await twilio.stop()
 
 
-@pytest.fixture
-def twilio_settings(database_url: str, fake: FakeTwilio) -> Settings:
+def settings_with_twilio(database_url: str, fake: FakeTwilio) -> Settings:
+    """The Twilio provider pointed at the fake, sending as fast as tests need."""
     return Settings(
         database_url=database_url,
         admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
@@ -240,6 +240,11 @@ def twilio_settings(database_url: str, fake: FakeTwilio) -> Settings:
         log_format="json",
         migrate_on_start=False,
     )
+
+
+@pytest.fixture
+def twilio_settings(database_url: str, fake: FakeTwilio) -> Settings:
+    return settings_with_twilio(database_url, fake)
 
 
 @pytest.fixture

@@ -1,0 +1,422 @@
+"""Generated SMS conversations: the promises no conversation may break, whatever is said.
+
+Hypothesis writes conversations; each runs on a fresh database against the whole service, with
+the real twilio library and the fake Twilio, which posts status callbacks and may refuse one
+number with 21610 (unsubscribed at the carrier). The neighbourhood: MOLEN (joining needs a
+coordinator's approval) and BANNE (open), allies of whom ally(2) is in both, a coordinator,
+and the buurtregisseur as the one step of every chain. A step is an SMS from a small pool of
+numbers (allies, the coordinator, the buurtregisseur, strangers), Twilio posting the last SMS
+again, several signals at the same moment, or time passing (every pending timer falls due).
+The outbox is drained after each step, so every SMS belongs to the step that caused it.
+
+The exact replies and recipients are the other tests' business. Checked here, after every step:
+- every webhook is answered 200, with at most one reply;
+- every SMS is GSM-7, handed to Twilio once, as stored;
+- no SMS to a resident, no reply and no log line holds another number of the pool;
+- nothing reaches a number after its STOP (or Twilio's 21610) until its START, and until then its
+  texts are not answered and change nothing;
+- a stranger's text reaches nobody (joining aside) and stores no signal;
+- an alert never goes back to its sender;
+- nothing about an incident closed before the step, no page after the buurtregisseur's OK;
+- a retry of the same MessageSid gets the first answer and does nothing again;
+- per group: incidents numbered 1, 2, ... and at most one open.
+At the end: the audit chain verifies and every SMS was delivered, or refused by Twilio.
+
+ALERTNET_TEST_CONVERSATIONS sets the examples per database (default 10), e.g.
+`ALERTNET_TEST_CONVERSATIONS=300 pytest tests/test_conversations.py -k sqlite`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from alertnet import commands, gsm, keys, logs
+from alertnet.app import create_app
+from alertnet.store import db
+
+from .conftest import PUBLIC_URL, Client, call, production_logging, settings_with_twilio
+from .databases import Postgres, SqliteTemplate
+from .fake_twilio import FakeTwilio, Fault
+from .loop import ally, sms, time_passes
+
+EXAMPLES = int(os.environ.get("ALERTNET_TEST_CONVERSATIONS", "10"))
+
+ALLIES = [ally(n) for n in range(4)]
+COORDINATOR = "+31620000001"
+RESPONDER = "+31630000001"
+STRANGERS = ["+31620000098", "+31620000099"]
+POOL = [*ALLIES, COORDINATOR, RESPONDER, *STRANGERS]
+#: A number a resident writes in a signal: theirs to share with the group, never the log's.
+WRITTEN = "+31612345678"
+
+signals = st.sampled_from(
+    [
+        "Verdachte man bij de fietsenstalling",
+        "Iemand rommelt aan de schuur",
+        "stop met dat lawaai bij de flat",
+        "Er is brand bij de flat",
+        "Man met een mes bij de poort",
+        "Bel 0612345678 als je iets ziet",
+        "Verdachte man loopt langs de deuren en kijkt overal naar binnen " * 4,
+    ]
+)
+texts = st.one_of(
+    signals,
+    signals,
+    st.sampled_from(["OK", "ok", "Oké", "ik kom", "OK 1", "OK 2", "ack"]),
+    st.sampled_from(["KLAAR", "klaar", "KLAAR 1", "DONE 2", "opgelost"]),
+    st.tuples(st.sampled_from(["JOIN", "AANMELDEN"]), st.sampled_from(["MOLEN", "banne", "NOPE", ""])).map(
+        " ".join
+    ),
+    st.sampled_from(["JA", "YES", "JA 1", "YES 2", "j"]),
+    st.sampled_from(["LEAVE MOLEN", "UITSCHRIJVEN BANNE"]),
+    st.sampled_from(["STOP", "Stop!", "AFMELDEN", "ＳＴＯＰ"]),
+    st.sampled_from(["START", "unstop"]),
+    st.sampled_from(["HELP", "HULP", "LANGUAGE EN", "TAAL NL"]),
+    st.sampled_from(["", " ", "\u200b", "🚨🚨", "ok\x00", "é" * 40]),
+    st.text(max_size=12),
+)
+senders = st.sampled_from([*ALLIES, *ALLIES, COORDINATOR, COORDINATOR, RESPONDER, *STRANGERS])
+CLOCK, RETRY, BURST = "clock", "retry", "burst"
+Step = tuple[str, str]
+fragments = st.one_of(
+    st.tuples(senders, texts).map(lambda t: [t]),
+    st.tuples(senders, texts).map(lambda t: [t]),
+    # A signal and an answer to it.
+    st.tuples(st.sampled_from(ALLIES), signals, senders, texts).map(lambda t: [(t[0], t[1]), (t[2], t[3])]),
+    # STOP, a signal from someone else and more from the one who stopped, START.
+    st.tuples(senders, st.sampled_from(ALLIES), signals, texts).map(
+        lambda t: [(t[0], "STOP"), (t[1], t[2]), (t[0], t[3]), (t[0], "START")]
+    ),
+    # A newcomer asks to join, accepts the rules, and the coordinator approves.
+    st.sampled_from(STRANGERS).map(lambda p: [(p, "JOIN MOLEN"), (p, "JA"), (COORDINATOR, "JA 1")]),
+    st.sampled_from([[(CLOCK, "")], [(RETRY, "")]]),
+    st.lists(st.sampled_from([*ALLIES, COORDINATOR]), min_size=2, max_size=4, unique=True).map(
+        lambda phones: [(BURST, " ".join(phones))]
+    ),
+)
+MAX_STEPS = 12
+conversations = st.lists(fragments, min_size=1, max_size=MAX_STEPS).map(
+    lambda parts: [step for part in parts for step in part][:MAX_STEPS]
+)
+
+
+@dataclass(frozen=True)
+class Setup:
+    coordinator_in_banne: bool
+    #: A number every SMS to which Twilio refuses with 21610, if any.
+    bounce: str | None
+
+
+setups = st.builds(Setup, st.booleans(), st.sampled_from([None, ALLIES[1], RESPONDER]))
+
+
+def tail(phone: str) -> str:
+    """The last nine digits: the part of a number that dials it, in any of its spellings."""
+    return phone[-9:]
+
+
+def holds_number(text: str, phones: set[str]) -> str | None:
+    digits = re.sub(r"\D", "", text)
+    return next((p for p in phones if tail(p) in digits), None)
+
+
+async def query(client: Client, sql: str) -> list[dict[str, Any]]:
+    async with db.read(client.app[keys.engine]) as conn:
+        return [dict(row._mapping) for row in await conn.execute(sa.text(sql))]
+
+
+@dataclass
+class Snapshot:
+    incidents: dict[int, dict[str, Any]]
+    deliveries: list[dict[str, Any]]
+    signals: int
+    members: list[dict[str, Any]]
+
+    def since(self, before: Snapshot) -> list[dict[str, Any]]:
+        last = max((d["id"] for d in before.deliveries), default=0)
+        return [d for d in self.deliveries if d["id"] > last]
+
+
+async def snapshot(client: Client) -> Snapshot:
+    incidents = await query(client, "SELECT * FROM incidents")
+    return Snapshot(
+        {i["id"]: i for i in incidents},
+        await query(client, "SELECT * FROM deliveries ORDER BY id"),
+        (await query(client, "SELECT count(*) AS n FROM signals"))[0]["n"],
+        await query(client, "SELECT id, phone, group_id, status, role, language FROM members ORDER BY id"),
+    )
+
+
+class RecordingTwilio(FakeTwilio):
+    """The fake, with status callbacks, remembering every number it was asked to send to and how
+    its callbacks were answered."""
+
+    def __init__(self, bounce: str | None) -> None:
+        super().__init__(callbacks=True, fault=self._refuse)
+        self.bounce = bounce
+        self.attempts: list[str] = []
+        self.callback_statuses: Counter[int] = Counter()
+
+    def _refuse(self, form: dict[str, str]) -> Fault | None:
+        self.attempts.append(form["To"])
+        return Fault(400, 21610) if form["To"] == self.bounce else None
+
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    async def _call_back(self, url: str, sid: str, statuses: list[str]) -> None:
+        for status in statuses:
+            await asyncio.sleep(0.005)
+            try:
+                self.callback_statuses[await self.post_status(url, sid, status)] += 1
+            except aiohttp.ClientError:  # the service stopped: at teardown after a failed check
+                self.callback_statuses[0] += 1
+
+
+@dataclass
+class Conversation:
+    url: str
+    setup: Setup
+    fake: RecordingTwilio = field(init=False)
+    log: io.StringIO = field(default_factory=io.StringIO)
+    #: Numbers that said STOP (or that Twilio refused with 21610), and where in the fake's
+    #: attempts that began.
+    stopped: dict[str, int] = field(default_factory=dict)
+    last: tuple[str, str, str, list[str]] | None = None
+    #: Every delivery's number and body as it was made, by id.
+    made: dict[str, tuple[str, str]] = field(default_factory=dict)
+    step_no: int = 0
+
+    def __post_init__(self) -> None:
+        self.fake = RecordingTwilio(self.setup.bounce)
+
+    async def run(self, steps: list[Step]) -> None:
+        await self.fake.start()
+        logs.configure("debug", "json", stream=self.log)
+        try:
+            async with TestClient(
+                TestServer(create_app(settings_with_twilio(self.url, self.fake)))
+            ) as client:
+                self.fake.callback_route = (PUBLIC_URL, str(client.make_url("")).rstrip("/"))
+                await self.build(client)
+                for sender, text in steps:
+                    self.step_no += 1
+                    before = await snapshot(client)
+                    attempts_before = len(self.fake.attempts)
+                    if sender == CLOCK:
+                        await self.clock(client)
+                    elif sender == RETRY:
+                        await self.retry(client, before)
+                    elif sender == BURST:
+                        await self.burst(client, text.split())
+                    else:
+                        await self.sms(client, sender, text, before)
+                    await self.check_step(client, before, attempts_before)
+                await self.finish(client)
+        finally:
+            production_logging()
+            await self.fake.stop()
+        log = self.log.getvalue()
+        leaked = [p for p in [*POOL, WRITTEN] if tail(p) in log]
+        assert leaked == [], f"{leaked} in the log"
+
+    async def build(self, client: Client) -> None:
+        hood = await call(client, "POST", "/api/v1/neighbourhoods", {"name": "Molenwijk"}, expect=201)
+        responder = await call(
+            client,
+            "POST",
+            f"/api/v1/neighbourhoods/{hood['id']}/responders",
+            {"name": "Buurtregisseur Jansen", "phone": RESPONDER},
+            expect=201,
+        )
+        chain = {"chain": [{"responder_ids": [responder["id"]], "timeout_s": 600}]}
+        plan = [
+            ("MOLEN", "approval", [*ALLIES[:3], COORDINATOR]),
+            ("BANNE", "open", ALLIES[2:] + ([COORDINATOR] if self.setup.coordinator_in_banne else [])),
+        ]
+        for code, policy, phones in plan:
+            body = {"name": code.title(), "join_code": code, "join_policy": policy, "escalation": chain}
+            group = await call(
+                client, "POST", f"/api/v1/neighbourhoods/{hood['id']}/groups", body, expect=201
+            )
+            for phone in phones:
+                role = "coordinator" if phone == COORDINATOR else "ally"
+                member = {"phone": phone, "role": role}
+                await call(client, "POST", f"/api/v1/groups/{group['id']}/members", member, expect=201)
+
+    async def settle(self, client: Client) -> None:
+        """Until the outbox is empty and every status callback answered."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while (await query(client, "SELECT count(*) AS n FROM outbox"))[0]["n"] or self.fake.busy():
+            assert loop.time() < deadline, "the outbox never drained"
+            await asyncio.sleep(0.01)
+
+    async def clock(self, client: Client) -> None:
+        """Every pending timer falls due and fires (the new ones it sets are for later)."""
+        pending = "SELECT id FROM timers WHERE fired_at IS NULL"
+        ids = {t["id"] for t in await query(client, pending)}
+        note(f"step {self.step_no}: time passes for timers {sorted(ids)}")
+        await time_passes(client)
+        client.app[keys.timers].notify()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while ids & {t["id"] for t in await query(client, pending)}:
+            assert loop.time() < deadline, "the timers never fired"
+            await asyncio.sleep(0.01)
+        await self.settle(client)
+
+    async def sms(self, client: Client, sender: str, text: str, before: Snapshot) -> None:
+        sid = f"SM{self.step_no:032x}"
+        was_stopped = sender in self.stopped
+        status, replies = await sms(client, sender, text, sid=sid)
+        note(f"step {self.step_no}: {sender} {text!r} -> {status} {replies}")
+        assert status == 200, f"{sender} {text!r} answered {status}"
+        await self.settle(client)
+        after = await snapshot(client)
+        self.check_replies(sender, replies)
+        self.last = (sender, text, sid, replies)
+        command = commands.parse(text)
+        new = after.since(before)
+        if was_stopped and not isinstance(command, commands.Start | commands.Stop):
+            assert replies == [], f"{sender} said STOP, then {text!r} was answered {replies}"
+            assert (new, after.signals, after.members) == ([], before.signals, before.members), (
+                f"{sender} said STOP, then {text!r} did something"
+            )
+        stranger = sender in STRANGERS and not any(m["phone"] == sender for m in before.members)
+        if stranger and not isinstance(command, commands.Join):
+            assert (new, after.signals) == ([], before.signals), f"stranger's {text!r} reached {new}"
+        if isinstance(command, commands.Signal):
+            back = [d for d in new if d["recipient_phone"] == sender and d["purpose"] == "fanout"]
+            assert back == [], f"{sender}'s alert went back to them: {back}"
+        if isinstance(command, commands.Stop):
+            self.stopped.setdefault(sender, len(self.fake.attempts))
+        if isinstance(command, commands.Start):
+            self.stopped.pop(sender, None)
+
+    def check_replies(self, sender: str, replies: list[str]) -> None:
+        assert len(replies) <= 1, f"more than one reply: {replies}"
+        for reply in replies:
+            assert gsm.is_gsm(reply), f"reply not GSM-7: {reply!r}"
+            leaked = holds_number(reply, set(POOL) - {sender})
+            assert leaked is None, f"{leaked} in the reply to {sender}: {reply!r}"
+
+    async def retry(self, client: Client, before: Snapshot) -> None:
+        """Twilio posts the last SMS again, same MessageSid: the same answer, nothing done again."""
+        if self.last is None:
+            return
+        sender, text, sid, replies = self.last
+        status, again = await sms(client, sender, text, sid=sid)
+        note(f"step {self.step_no}: retry {sender} {text!r} -> {status} {again}")
+        assert (status, again) == (200, replies), f"a retry answered {status} {again}, first {replies}"
+        await self.settle(client)
+        after = await snapshot(client)
+        assert after.since(before) == [], "a retry sent something"
+        assert (after.signals, after.members, after.incidents) == (
+            before.signals,
+            before.members,
+            before.incidents,
+        )
+
+    async def burst(self, client: Client, phones: list[str]) -> None:
+        """Several residents report at the same moment."""
+        answers = await asyncio.gather(
+            *(
+                sms(
+                    client,
+                    phone,
+                    f"Verdachte auto bij de flat, zegt {n}",
+                    sid=f"SM{self.step_no:016x}{n:016x}",
+                )
+                for n, phone in enumerate(phones)
+            )
+        )
+        note(f"step {self.step_no}: burst {phones} -> {answers}")
+        for phone, (status, replies) in zip(phones, answers, strict=True):
+            assert status == 200, f"{phone} in a burst answered {status}"
+            self.check_replies(phone, replies)
+        await self.settle(client)
+
+    async def check_step(self, client: Client, before: Snapshot, attempts_before: int) -> None:
+        after = await snapshot(client)
+        new = after.since(before)
+        note(f"  sent {[(d['recipient_phone'], d['purpose'], d['body'][:40]) for d in new]}")
+        stopped = set(self.stopped)
+        # Twilio's 21610 is the number's STOP, from the step after it came.
+        bounce = self.setup.bounce
+        if bounce in self.fake.attempts[attempts_before:]:
+            self.stopped.setdefault(bounce, len(self.fake.attempts))
+        for phone, since in self.stopped.items():
+            late = [to for to in self.fake.attempts[since:] if to == phone]
+            assert late == [], f"{phone} said STOP (or Twilio refused it), then was sent {len(late)} SMS"
+        residents = set(POOL) - {RESPONDER}
+        for d in new:
+            to, body = d["recipient_phone"], d["body"]
+            assert to not in stopped, f"{body!r} made for {to}, who said STOP"
+            assert gsm.is_gsm(body), f"not GSM-7: {body!r}"
+            if d["member_id"] is not None:  # pages may carry the reporter's number (share_reporter_phone)
+                leaked = holds_number(body, residents - {to})
+                assert leaked is None, f"{leaked} in an SMS to {to}: {body!r}"
+            old = before.incidents.get(d["incident_id"])
+            if old is not None:
+                assert old["state"] != "resolved", f"{to} got {body!r} about a closed incident"
+                assert d["purpose"] != "escalation" or old["responder_ack_at"] is None, "paged after OK"
+        sent = Counter(parse_qs(urlsplit(m["StatusCallback"]).query)["d"][0] for m in self.fake.messages)
+        assert max(sent.values(), default=1) == 1, f"a delivery sent twice: {sent.most_common(3)}"
+        # As stored when made: who leaves has their number erased from the deliveries later.
+        self.made |= {str(d["id"]): (d["recipient_phone"], d["body"]) for d in new}
+        for m in self.fake.messages:
+            d = parse_qs(urlsplit(m["StatusCallback"]).query)["d"][0]
+            made = self.made[d]
+            assert made == (m["To"], m["Body"]), f"sent {m['Body']!r} to {m['To']}, stored {made}"
+        by_group: dict[int, list[dict[str, Any]]] = {}
+        for i in after.incidents.values():
+            by_group.setdefault(i["group_id"], []).append(i)
+        for incidents in by_group.values():
+            numbers = sorted(i["number"] for i in incidents)
+            assert numbers == list(range(1, len(numbers) + 1)), f"incidents numbered {numbers}"
+            assert sum(i["state"] != "resolved" for i in incidents) <= 1, "two open incidents in a group"
+
+    async def finish(self, client: Client) -> None:
+        verdict = await call(client, "GET", "/api/v1/audit/verify", expect=200)
+        assert verdict["ok"] is True, f"the audit chain is broken: {verdict}"
+        assert set(self.fake.callback_statuses) <= {200, 204}, f"callbacks: {self.fake.callback_statuses}"
+        for d in await query(client, "SELECT recipient_phone, status, error_code FROM deliveries"):
+            refused = d["recipient_phone"] == self.setup.bounce
+            assert d["status"] == ("failed" if refused else "delivered"), f"delivery ended {d}"
+
+
+@pytest.fixture
+def fresh_database(request: pytest.FixtureRequest, database_kind: str, tmp_path: Path) -> Callable[[], str]:
+    """A new empty, migrated database for each example."""
+    if database_kind == "sqlite":
+        template: SqliteTemplate = request.getfixturevalue("sqlite_template")
+        return lambda: template.new(tmp_path)
+    server: Postgres = request.getfixturevalue("postgres")
+    return server.new
+
+
+@pytest.mark.timeout(60 + 5 * EXAMPLES)
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(setup=setups, steps=conversations)
+def test_conversations_keep_their_promises(
+    fresh_database: Callable[[], str], setup: Setup, steps: list[Step]
+) -> None:
+    asyncio.run(Conversation(fresh_database(), setup).run(steps))
