@@ -35,6 +35,10 @@ class Conflict(AlertnetError):
     status, code = 409, "conflict"
 
 
+class RequestTimeout(AlertnetError):
+    status, code = 408, "request_timeout"
+
+
 class UnsupportedMediaType(AlertnetError):
     status, code = 415, "unsupported_media_type"
 

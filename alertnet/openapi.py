@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from . import __version__
+from .middleware import BODY_TIMEOUT_S
 from .routes import Route
 from .schemas import ErrorOut
 
@@ -19,6 +20,7 @@ _ERRORS = {
     "401": "No token, or not a valid one",
     "403": "This token's role may not use the route",
     "404": "No such resource, or not in your scope",
+    "408": f"The body did not arrive within {BODY_TIMEOUT_S:g} s",
     "409": "Conflicts with existing data",
     "413": "Body larger than 1 MiB",
     "415": "Body is not of the media type the route takes",
@@ -76,7 +78,7 @@ def _responses(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
     error = {"content": {"application/json": {"schema": {"$ref": _REF.format(model="ErrorOut")}}}}
     for status, description in _ERRORS.items():
         needs_auth = status in ("401", "403")
-        has_body = status in ("413", "415")
+        has_body = status in ("408", "413", "415")
         if (needs_auth and not route.roles) or (has_body and route.body is None and route.form is None):
             continue
         responses[status] = {"description": description, **error}

@@ -50,7 +50,7 @@ from alertnet import commands, gsm, keys, logs
 from alertnet.app import create_app
 from alertnet.store import db
 
-from .conftest import PUBLIC_URL, Client, call, production_logging, settings_with_twilio
+from .conftest import ADMIN, PUBLIC_URL, Client, call, production_logging, settings_with_twilio
 from .databases import Postgres, SqliteTemplate
 from .fake_twilio import FakeTwilio, Fault
 from .loop import ally, sms, time_passes
@@ -94,6 +94,8 @@ texts = st.one_of(
 )
 senders = st.sampled_from([*ALLIES, *ALLIES, COORDINATOR, COORDINATOR, RESPONDER, *STRANGERS])
 CLOCK, RETRY, BURST = "clock", "retry", "burst"
+#: A coordinator adds the number (the step's text) to BANNE through the API.
+ADD = "add"
 Step = tuple[str, str]
 fragments = st.one_of(
     st.tuples(senders, texts).map(lambda t: [t]),
@@ -107,6 +109,7 @@ fragments = st.one_of(
     # A newcomer asks to join, accepts the rules, and the coordinator approves.
     st.sampled_from(STRANGERS).map(lambda p: [(p, "JOIN MOLEN"), (p, "JA"), (COORDINATOR, "JA 1")]),
     st.sampled_from([[(CLOCK, "")], [(RETRY, "")]]),
+    st.sampled_from([ALLIES[0], RESPONDER, *STRANGERS]).map(lambda phone: [(ADD, phone)]),
     st.lists(st.sampled_from([*ALLIES, COORDINATOR]), min_size=2, max_size=4, unique=True).map(
         lambda phones: [(BURST, " ".join(phones))]
     ),
@@ -203,6 +206,7 @@ class Conversation:
     #: Every delivery's number and body as it was made, by id.
     made: dict[str, tuple[str, str]] = field(default_factory=dict)
     step_no: int = 0
+    banne: int = 0
 
     def __post_init__(self) -> None:
         self.fake = RecordingTwilio(self.setup.bounce)
@@ -226,6 +230,8 @@ class Conversation:
                         await self.retry(client, before)
                     elif sender == BURST:
                         await self.burst(client, text.split())
+                    elif sender == ADD:
+                        await self.add(client, text, before)
                     else:
                         await self.sms(client, sender, text, before)
                     await self.check_step(client, before, attempts_before)
@@ -256,6 +262,7 @@ class Conversation:
             group = await call(
                 client, "POST", f"/api/v1/neighbourhoods/{hood['id']}/groups", body, expect=201
             )
+            self.banne = group["id"]  # the last
             for phone in phones:
                 role = "coordinator" if phone == COORDINATOR else "ally"
                 member = {"phone": phone, "role": role}
@@ -334,6 +341,20 @@ class Conversation:
             before.members,
             before.incidents,
         )
+
+    async def add(self, client: Client, phone: str, before: Snapshot) -> None:
+        """A coordinator adds a number: a member at once, opted out if it said STOP; a number
+        that is one already is refused."""
+        member = {"phone": phone, "name": "Nieuw"}
+        response = await client.post(f"/api/v1/groups/{self.banne}/members", json=member, headers=ADMIN)
+        body = await response.json()
+        note(f"step {self.step_no}: {phone} added -> {response.status} {body}")
+        there = any(m["phone"] == phone and m["group_id"] == self.banne for m in before.members)
+        assert response.status == (409 if there else 201), f"adding {phone}: {response.status} {body}"
+        if response.status == 201:
+            expected = "opted_out" if phone in self.stopped else "active"
+            assert body["status"] == expected, f"{phone} added as {body['status']}, not {expected}"
+        await self.settle(client)
 
     async def burst(self, client: Client, phones: list[str]) -> None:
         """Several residents report at the same moment."""
