@@ -14,7 +14,7 @@ from aiohttp import web
 
 from . import engine, keys, notify, providers, routes
 from .metrics import Metrics
-from .middleware import authenticate, body_in_time, errors, observe
+from .middleware import authenticate, errors, observe
 from .sender import Sender
 from .settings import Settings
 from .store import db, retention
@@ -30,9 +30,7 @@ def utcnow() -> datetime:
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> web.Application:
-    app = web.Application(
-        middlewares=[observe, errors, authenticate, body_in_time], client_max_size=MAX_BODY_BYTES
-    )
+    app = web.Application(middlewares=[observe, errors, authenticate], client_max_size=MAX_BODY_BYTES)
     app[keys.settings] = settings
     app[keys.clock] = clock
     app[keys.metrics] = Metrics()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from .errors import BadInput, UnsupportedMediaType
+from .errors import BadInput, RequestTimeout, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
+#: Seconds a request's body may take to arrive. aiohttp waits as long as the client likes, so a
+#: client that announces a body and trickles it would hold a connection and a handler.
+BODY_TIMEOUT_S = 30.0
 
 
 def _field(loc: tuple[int | str, ...]) -> str | None:
@@ -31,11 +35,20 @@ def bad_input(exc: ValidationError) -> BadInput:
     return BadInput(f"{field}: {message}" if field else message, field=field)
 
 
+async def read_in_time(request: web.Request) -> bytes:
+    """The body (kept by aiohttp for `post()` and `json()`); 408 when it takes too long."""
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT_S:g} s") from None
+
+
 async def json_body(request: web.Request, model: type[M]) -> M:
     """Parse a JSON body; 415 when it is not JSON, 413 past the size limit, 400 when invalid."""
     if request.content_type != "application/json":
         raise UnsupportedMediaType("send the body as Content-Type: application/json")
-    raw = await request.read()
+    raw = await read_in_time(request)
     try:
         return model.model_validate_json(raw or b"null")
     except ValidationError as exc:

@@ -1,4 +1,4 @@
-"""The middlewares: request id, logs and metrics; errors to JSON; authentication; a body in time."""
+"""The middlewares: request id, logs and metrics; errors to JSON; authentication."""
 
 from __future__ import annotations
 
@@ -16,16 +16,13 @@ from sqlalchemy import exc as sa_exc
 
 from . import keys
 from .auth import BOOTSTRAP, Principal, same_secret
-from .errors import AlertnetError, Forbidden, RequestTimeout, TooManyRequests, Unauthorized
+from .errors import AlertnetError, Forbidden, TooManyRequests, Unauthorized
 from .store import db
 from .store.tokens import principal_for
 
 log = structlog.get_logger("alertnet.http")
 #: What nginx logs for a request whose client left before the answer: not the server's error.
 CLIENT_CLOSED = 499
-#: Seconds a request's body may take to arrive. aiohttp waits for as long as the client likes, so
-#: a client that announces a body and trickles it would hold a connection and a handler.
-BODY_TIMEOUT_S = 30.0
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _HTTP_CODES = {
     404: ("not_found", "no such resource"),
@@ -146,18 +143,6 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if principal.role not in route.roles:
         raise Forbidden(f"a {principal.role} token cannot use this route")
     request[keys.principal] = principal
-    return await handler(request)
-
-
-@web.middleware
-async def body_in_time(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Read the body within BODY_TIMEOUT_S; the handler then reads it from memory."""
-    if request.body_exists:
-        try:
-            async with asyncio.timeout(BODY_TIMEOUT_S):
-                await request.read()
-        except TimeoutError:
-            raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT_S:g} s") from None
     return await handler(request)
 
 

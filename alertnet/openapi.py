@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from . import __version__
-from .middleware import BODY_TIMEOUT_S
+from .bodies import BODY_TIMEOUT_S
 from .routes import Route
 from .schemas import ErrorOut
 

@@ -18,7 +18,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from . import delivery, engine, inbound, keys, phones, signals, throttle
 from .auth import Role
-from .bodies import json_body
+from .bodies import json_body, read_in_time
 from .errors import BadInput, Forbidden, NotFound, TooManyRequests, Unprocessable, UnsupportedMediaType
 from .middleware import principal
 from .schemas import ERROR_CODE, MESSAGE_SID, SignalAccepted, SignalIn
@@ -44,6 +44,7 @@ async def _twilio_form(request: web.Request) -> dict[str, str]:
     signature = request.headers.get("X-Twilio-Signature", "")
     if token is not None and not signature:
         _refuse(request)
+    await read_in_time(request)
     try:
         posted = await request.post()
     except (UnicodeError, LookupError) as exc:  # bad UTF-8, an unknown or unusable charset

@@ -810,19 +810,23 @@ async def test_a_client_that_leaves_mid_body_is_no_server_error(client: Client) 
     assert re.search(r'alertnet_http_requests_total\{[^}]*status="499"[^}]*\} 1\.0', metrics)
 
 
-@pytest.mark.parametrize("path", [WRITE_PATH, "/sms/inbound"])
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [(WRITE_PATH, "application/json"), ("/sms/inbound", "application/x-www-form-urlencoded")],
+)
 async def test_a_body_that_never_arrives_is_408(
-    client: Client, monkeypatch: pytest.MonkeyPatch, path: str
+    client: Client, monkeypatch: pytest.MonkeyPatch, path: str, content_type: str
 ) -> None:
     """A client that announces a body and trickles it (or stops sending) is answered 408 once the
     body's time is up, instead of holding a connection and a handler as long as it likes."""
-    from alertnet import middleware
+    from alertnet import bodies
 
-    monkeypatch.setattr(middleware, "BODY_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(bodies, "BODY_TIMEOUT_S", 0.3)
     before = await call(client, "GET", "/api/v1/neighbourhoods", expect=200)
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     head = f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {ADMIN['Authorization']}\r\n"
-    writer.write(head.encode() + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    head += f"X-Twilio-Signature: c2ln\r\nContent-Type: {content_type}\r\nContent-Length: 100\r\n\r\n"
+    writer.write(head.encode() + b"{")
     await writer.drain()
     answer = await asyncio.wait_for(reader.readuntil(b"\r\n"), timeout=5)
     writer.close()
