@@ -6,6 +6,8 @@ import asyncio
 import io
 import json
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -581,6 +583,26 @@ class TestProviderErrors:
             client, f"SELECT status, error_code, attempts FROM deliveries WHERE recipient_phone = '{ally(1)}'"
         ) == [("failed", str(code), 1)]
         assert len(fake.to(ally(2))) == 1
+
+    def test_the_first_alert_does_not_wait_for_twilio_python_to_load(self) -> None:
+        """twilio-python imports its Messages API on first use, some 30 ms of blocking imports (more
+        on a busy machine) that would hold up the first alert after every start and stall the event
+        loop meanwhile: the provider loads it when it is made. In a fresh interpreter, to see it."""
+        script = """
+import asyncio, sys
+from alertnet.settings import Settings
+from alertnet.providers.twilio import TwilioProvider
+
+async def main():
+    settings = Settings(sms_provider="twilio", twilio_account_sid="AC" + "1" * 32,
+                        twilio_auth_token="x", twilio_from="+3197010000001")
+    await TwilioProvider(settings).close()
+    print("twilio.rest.api.v2010.account.message" in sys.modules)
+
+asyncio.run(main())
+"""
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.stdout.strip() == "True", done.stderr
 
     async def test_hung_twilio_times_out(self, fake: FakeTwilio) -> None:
         """A request Twilio does not answer fails after the provider's time-out (lease / 3 here), as

@@ -89,9 +89,12 @@ class TwilioProvider:
         # A send never outlives its outbox lease: otherwise a slow request could be sent again by
         # whoever claims the job after the lease, while this one is still waiting for Twilio.
         self.http = _HttpClient(settings.twilio_api_base, timeout_s=min(15.0, settings.outbox_lease_s / 3))
-        self.client = Client(
+        client = Client(
             settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), http_client=self.http
         )
+        # Loaded now: twilio-python imports its Messages API on first use, which would block the
+        # event loop for tens of milliseconds as the first alert after a start goes out.
+        self.messages = client.messages
         self.sender: dict[str, str] = (
             {"messaging_service_sid": settings.twilio_messaging_service_sid}
             if settings.twilio_messaging_service_sid
@@ -104,7 +107,7 @@ class TwilioProvider:
             {"status_callback": message.status_callback} if message.status_callback else {}
         )
         try:
-            created = await self.client.messages.create_async(
+            created = await self.messages.create_async(
                 to=message.to,
                 body=message.body,
                 validity_period=message.validity_s,
