@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -66,9 +66,31 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Read from the database at each scrape, so the same in every process: alert on their max.
+        self.outbox_jobs = Gauge(
+            "alertnet_outbox_jobs",
+            "Messages waiting in the outbox, due or retried later (the whole database).",
+            registry=self.registry,
+        )
+        self.outbox_overdue = Gauge(
+            "alertnet_outbox_overdue_seconds",
+            "How long the due message that has waited longest has waited (the whole database; 0: none).",
+            registry=self.registry,
+        )
+        self.timers_overdue = Gauge(
+            "alertnet_timers_overdue_seconds",
+            "How long the most overdue escalation timer has been due and not fired (0: none).",
+            registry=self.registry,
+        )
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
+
+    def backlog(self, jobs: float, job_waited_s: float, timer_waited_s: float) -> None:
+        self.outbox_jobs.set(jobs)
+        self.outbox_overdue.set(job_waited_s)
+        self.timers_overdue.set(timer_waited_s)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
+
 import sqlalchemy as sa
 import structlog
 from aiohttp import web
 
 from . import keys
-from .store import db
+from .store import db, incidents, outbox
 
 log = structlog.get_logger("alertnet.ops")
 
@@ -27,8 +30,28 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    await _backlog(request.app)
     body = request.app[keys.metrics].render()
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+def _waited_s(since: datetime | None, now: datetime) -> float:
+    return max(0.0, (now - since).total_seconds()) if since is not None else 0.0
+
+
+async def _backlog(app: web.Application) -> None:
+    """What an operator is paged on: alerts waiting to go out, escalations waiting to fire."""
+    gauges = app[keys.metrics]
+    now = app[keys.clock]()
+    try:
+        async with db.read(app[keys.engine]) as conn:
+            jobs, oldest_job = await outbox.backlog(conn, now)
+            oldest_timer = await incidents.oldest_due_timer(conn, now)
+    except Exception as exc:  # the counters still answer; /readyz says what is wrong
+        log.warning("database_unreachable", error=type(exc).__name__)
+        gauges.backlog(math.nan, math.nan, math.nan)
+    else:
+        gauges.backlog(jobs, _waited_s(oldest_job, now), _waited_s(oldest_timer, now))
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -944,3 +944,61 @@ class TestRetention:
         ((member_id,),) = await rows(client, f"SELECT id FROM members WHERE phone = '{ally(1)}'")
         assert await rows(client, "SELECT recipient_phone FROM deliveries") == [(f"~m{member_id}",)]
         assert await rows(client, "SELECT reporter_phone FROM signals") == [(None,)]
+
+
+async def backlog(client: Client) -> dict[str, float]:
+    """The backlog gauges in /metrics."""
+    text = await (await client.get("/metrics")).text()
+    found = re.findall(
+        r"^alertnet_(outbox_jobs|outbox_overdue_seconds|timers_overdue_seconds) (\S+)$", text, re.M
+    )
+    return {name: float(value) for name, value in found}
+
+
+class TestBacklog:
+    """/metrics says what an operator should be paged on: alerts that wait to go out, escalations
+    that wait to fire (read from the database at each scrape, so a stuck process shows too)."""
+
+    async def test_held_up_messages_show_how_long_they_waited(self, client: Client, fake: FakeTwilio) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from alertnet import keys
+        from alertnet.store import db, tables
+
+        assert await backlog(client) == {
+            "outbox_jobs": 0.0,
+            "outbox_overdue_seconds": 0.0,
+            "timers_overdue_seconds": 0.0,
+        }
+        fake.latency_s = 2  # Twilio slow: both messages in flight
+        await make_group(client, 3)
+        await sms(client, ally(0), "Verdacht busje")
+        await until(lambda: fake.requests == 2)
+        async with db.write(client.app[keys.engine]) as conn:
+            due = datetime.now(UTC) - timedelta(seconds=100)
+            await conn.execute(tables.outbox.update().values(due_at=due))
+        waiting = await backlog(client)
+        assert waiting["outbox_jobs"] == 2
+        assert 100 <= waiting["outbox_overdue_seconds"] < 160
+        await settled(client)
+        assert (await backlog(client))["outbox_jobs"] == 0
+
+    async def test_a_timer_that_did_not_fire_shows_how_late_it_is(
+        self, client: Client, fake: FakeTwilio
+    ) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from alertnet import keys
+        from alertnet.store import db, tables
+
+        from .loop import OFFICER, make_escalating_group
+
+        await make_escalating_group(client, 2, steps=[(OFFICER, 600)])
+        await sms(client, ally(0), "Verdacht busje")
+        assert (await backlog(client))["timers_overdue_seconds"] == 0
+        # As if the worker that claimed it hung: due a minute ago, and still leased.
+        now = datetime.now(UTC)
+        async with db.write(client.app[keys.engine]) as conn:
+            late = {"due_at": now - timedelta(seconds=60), "lease_until": now + timedelta(seconds=600)}
+            await conn.execute(tables.timers.update().values(**late))
+        assert 60 <= (await backlog(client))["timers_overdue_seconds"] < 120

@@ -193,6 +193,14 @@ async def next_due(conn: AsyncConnection) -> datetime | None:
     return value
 
 
+async def oldest_due_timer(conn: AsyncConnection, now: datetime) -> datetime | None:
+    """When the timer that is most overdue, and not fired, fell due (None: none is)."""
+    value: datetime | None = await conn.scalar(
+        sa.select(sa.func.min(timers.c.due_at)).where(timers.c.fired_at.is_(None), timers.c.due_at <= now)
+    )
+    return value
+
+
 async def alerted(conn: AsyncConnection, incident_id: int, purposes: tuple[Purpose, ...]) -> list[Row]:
     """Everyone who got a message of these purposes about the incident, once per number."""
     query = (

@@ -129,6 +129,16 @@ def _delivery_row(item: NewDelivery, segments: int, now: datetime) -> dict[str, 
     }
 
 
+async def backlog(conn: AsyncConnection, now: datetime) -> tuple[int, datetime | None]:
+    """How many messages wait in the outbox (due or retried later), and since when the one that
+    has waited longest has been due (None: none is due)."""
+    waiting = await conn.scalar(sa.select(sa.func.count()).select_from(outbox))
+    oldest: datetime | None = await conn.scalar(
+        sa.select(sa.func.min(outbox.c.due_at)).where(outbox.c.due_at <= now)
+    )
+    return int(waiting or 0), oldest
+
+
 async def claim_due_jobs(conn: AsyncConnection, now: datetime, limit: int, lease_s: float) -> list[Job]:
     """Take up to `limit` due jobs, most urgent first, leased so a crashed worker's jobs come back."""
     due = (
