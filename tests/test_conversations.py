@@ -96,6 +96,8 @@ senders = st.sampled_from([*ALLIES, *ALLIES, COORDINATOR, COORDINATOR, RESPONDER
 CLOCK, RETRY, BURST = "clock", "retry", "burst"
 #: A coordinator adds the number (the step's text) to BANNE through the API.
 ADD = "add"
+#: A coordinator closes the newest open incident through the API, or deletes BANNE.
+RESOLVE, DELETE = "resolve", "delete"
 Step = tuple[str, str]
 fragments = st.one_of(
     st.tuples(senders, texts).map(lambda t: [t]),
@@ -110,6 +112,7 @@ fragments = st.one_of(
     st.sampled_from(STRANGERS).map(lambda p: [(p, "JOIN MOLEN"), (p, "JA"), (COORDINATOR, "JA 1")]),
     st.sampled_from([[(CLOCK, "")], [(RETRY, "")]]),
     st.sampled_from([ALLIES[0], RESPONDER, *STRANGERS]).map(lambda phone: [(ADD, phone)]),
+    st.sampled_from([[(RESOLVE, "")], [(DELETE, "")]]),
     st.lists(st.sampled_from([*ALLIES, COORDINATOR]), min_size=2, max_size=4, unique=True).map(
         lambda phones: [(BURST, " ".join(phones))]
     ),
@@ -207,6 +210,7 @@ class Conversation:
     made: dict[str, tuple[str, str]] = field(default_factory=dict)
     step_no: int = 0
     banne: int = 0
+    banne_deleted: bool = False
 
     def __post_init__(self) -> None:
         self.fake = RecordingTwilio(self.setup.bounce)
@@ -232,6 +236,10 @@ class Conversation:
                         await self.burst(client, text.split())
                     elif sender == ADD:
                         await self.add(client, text, before)
+                    elif sender == RESOLVE:
+                        await self.resolve(client, before)
+                    elif sender == DELETE:
+                        await self.delete(client)
                     else:
                         await self.sms(client, sender, text, before)
                     await self.check_step(client, before, attempts_before)
@@ -350,10 +358,28 @@ class Conversation:
         body = await response.json()
         note(f"step {self.step_no}: {phone} added -> {response.status} {body}")
         there = any(m["phone"] == phone and m["group_id"] == self.banne for m in before.members)
-        assert response.status == (409 if there else 201), f"adding {phone}: {response.status} {body}"
+        expected = 404 if self.banne_deleted else 409 if there else 201
+        assert response.status == expected, f"adding {phone}: {response.status} {body}"
         if response.status == 201:
             expected = "opted_out" if phone in self.stopped else "active"
             assert body["status"] == expected, f"{phone} added as {body['status']}, not {expected}"
+        await self.settle(client)
+
+    async def resolve(self, client: Client, before: Snapshot) -> None:
+        """A coordinator closes the newest open incident on the dashboard's API."""
+        open_ = [i["id"] for i in before.incidents.values() if i["state"] != "resolved"]
+        note(f"step {self.step_no}: the API closes incident {max(open_, default=None)}")
+        if open_:
+            await call(client, "POST", f"/api/v1/incidents/{max(open_)}/resolve", {}, expect=200)
+            await self.settle(client)
+
+    async def delete(self, client: Client) -> None:
+        """A coordinator deletes BANNE: its incidents close, its chains stop."""
+        note(f"step {self.step_no}: BANNE deleted")
+        await call(
+            client, "DELETE", f"/api/v1/groups/{self.banne}", expect=404 if self.banne_deleted else 204
+        )
+        self.banne_deleted = True
         await self.settle(client)
 
     async def burst(self, client: Client, phones: list[str]) -> None:
