@@ -242,7 +242,7 @@ class Conversation:
                         await self.delete(client)
                     else:
                         await self.sms(client, sender, text, before)
-                    await self.check_step(client, before, attempts_before)
+                    await self.check_step(client, before, attempts_before, burst=sender == BURST)
                 await self.finish(client)
         finally:
             production_logging()
@@ -401,10 +401,17 @@ class Conversation:
             self.check_replies(phone, replies)
         await self.settle(client)
 
-    async def check_step(self, client: Client, before: Snapshot, attempts_before: int) -> None:
+    async def check_step(self, client: Client, before: Snapshot, attempts_before: int, burst: bool) -> None:
         after = await snapshot(client)
         new = after.since(before)
         note(f"  sent {[(d['recipient_phone'], d['purpose'], d['body'][:40]) for d in new]}")
+        # One message per person and purpose (several signals at once: an alert for each).
+        per_purpose = Counter(
+            (d["recipient_phone"], d["purpose"], d["incident_id"], d["group_id"], d["escalation_round"])
+            for d in new
+            if not (burst and d["purpose"] == "fanout")
+        )
+        assert max(per_purpose.values(), default=1) == 1, f"twice to one person: {per_purpose.most_common(2)}"
         stopped = set(self.stopped)
         # Twilio's 21610 is the number's STOP, from the step after it came.
         bounce = self.setup.bounce
