@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime
 
@@ -13,6 +14,8 @@ from . import keys
 from .store import db, incidents, outbox
 
 log = structlog.get_logger("alertnet.ops")
+#: A scrape must answer, with its counters, even while the database hangs.
+BACKLOG_TIMEOUT_S = 2.0
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -44,7 +47,7 @@ async def _backlog(app: web.Application) -> None:
     gauges = app[keys.metrics]
     now = app[keys.clock]()
     try:
-        async with db.read(app[keys.engine]) as conn:
+        async with asyncio.timeout(BACKLOG_TIMEOUT_S), db.read(app[keys.engine]) as conn:
             jobs, oldest_job = await outbox.backlog(conn, now)
             oldest_timer = await incidents.oldest_due_timer(conn, now)
     except Exception as exc:  # the counters still answer; /readyz says what is wrong

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from alertnet.store import db
@@ -317,6 +319,44 @@ async def test_operations_endpoints(client: Client) -> None:
     response = await client.get("/")
     assert response.status == 200
     assert "/api/openapi.json" in await response.text()
+
+
+async def test_metrics_answer_while_the_database_hangs(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that accepts connections and never answers: the scrape still answers, in time, its
+    counters with it, and the backlog gauges read NaN (not the last values, which would look fine)."""
+    import asyncio
+    import math
+
+    from alertnet import keys, ops
+
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # open, never a word
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    engine = db.create_engine(f"postgresql://alertnet@127.0.0.1:{port}/alertnet")
+    monkeypatch.setattr(ops, "BACKLOG_TIMEOUT_S", 0.3)
+    await client.get("/metrics")  # the real database: gauges at 0
+    monkeypatch.setitem(client.app._state, keys.engine, engine)
+    try:
+        started = asyncio.get_running_loop().time()
+        response = await client.get("/metrics")
+        text = await response.text()
+        assert response.status == 200
+        assert asyncio.get_running_loop().time() - started < 5
+        assert "alertnet_http_requests_total" in text
+        (jobs,) = re.findall(r"^alertnet_outbox_jobs (\S+)$", text, re.MULTILINE)
+        assert math.isnan(float(jobs))
+    finally:
+        await engine.dispose()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_request_id_is_echoed(client: Client) -> None:
