@@ -14,8 +14,8 @@ from . import keys
 from .store import db, incidents, outbox
 
 log = structlog.get_logger("alertnet.ops")
-#: A scrape must answer, with its counters, even while the database hangs.
-BACKLOG_TIMEOUT_S = 2.0
+#: Readiness and metrics answer even while the database hangs (a probe or a scrape gives up soon).
+DATABASE_TIMEOUT_S = 2.0
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -24,7 +24,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     try:
-        async with db.read(request.app[keys.engine]) as conn:
+        async with asyncio.timeout(DATABASE_TIMEOUT_S), db.read(request.app[keys.engine]) as conn:
             await conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # any failure means "not ready", which is the answer
         log.warning("database_unreachable", error=type(exc).__name__)
@@ -47,7 +47,7 @@ async def _backlog(app: web.Application) -> None:
     gauges = app[keys.metrics]
     now = app[keys.clock]()
     try:
-        async with asyncio.timeout(BACKLOG_TIMEOUT_S), db.read(app[keys.engine]) as conn:
+        async with asyncio.timeout(DATABASE_TIMEOUT_S), db.read(app[keys.engine]) as conn:
             jobs, oldest_job = await outbox.backlog(conn, now)
             oldest_timer = await incidents.oldest_due_timer(conn, now)
     except Exception as exc:  # the counters still answer; /readyz says what is wrong
