@@ -6,19 +6,22 @@ number with 21610 (unsubscribed at the carrier). The neighbourhood: MOLEN (joini
 coordinator's approval) and BANNE (open), allies of whom ally(2) is in both, a coordinator,
 and the buurtregisseur as the one step of every chain. A step is an SMS from a small pool of
 numbers (allies, the coordinator, the buurtregisseur, strangers), Twilio posting the last SMS
-again, several signals at the same moment, or time passing (every pending timer falls due).
-The outbox is drained after each step, so every SMS belongs to the step that caused it.
+again, several signals at the same moment, time passing (every pending timer falls due), an app
+posting a signal (with an Idempotency-Key, or none), or a coordinator on the API adding a
+number, closing an incident or deleting BANNE. The outbox is drained after each step, so every
+SMS belongs to the step that caused it.
 
 The exact replies and recipients are the other tests' business. Checked here, after every step:
 - every webhook is answered 200, with at most one reply;
-- every SMS is GSM-7, handed to Twilio once, as stored;
+- every SMS is GSM-7, handed to Twilio once, as stored; one per person, purpose and incident;
 - no SMS to a resident, no reply and no log line holds another number of the pool;
 - nothing reaches a number after its STOP (or Twilio's 21610) until its START, and until then its
   texts are not answered and change nothing;
 - a stranger's text reaches nobody (joining aside) and stores no signal;
 - an alert never goes back to its sender;
 - nothing about an incident closed before the step, no page after the buurtregisseur's OK;
-- a retry of the same MessageSid gets the first answer and does nothing again;
+- a retry of the same MessageSid, or the same Idempotency-Key, gets the first answer and does
+  nothing again;
 - per group: incidents numbered 1, 2, ... and at most one open.
 At the end: the audit chain verifies and every SMS was delivered, or refused by Twilio.
 
@@ -98,6 +101,14 @@ CLOCK, RETRY, BURST = "clock", "retry", "burst"
 ADD = "add"
 #: A coordinator closes the newest open incident through the API, or deletes BANNE.
 RESOLVE, DELETE = "resolve", "delete"
+#: An app posts a signal to MOLEN through the signal API, with the Idempotency-Key in the step's text.
+APP = "app"
+#: What the app posts with each key (the same key comes again with the same body); "" is no key.
+APP_SIGNALS: dict[str, dict[str, Any]] = {
+    "k1": {"text": "Deurbel-app: iemand bij de achterdeur", "reporter_phone": ALLIES[0]},
+    "k2": {"text": "Rookmelder in de flat gaat af", "urgent": True},
+    "": {"text": "Melding uit de app", "reporter_phone": STRANGERS[0]},
+}
 Step = tuple[str, str]
 fragments = st.one_of(
     st.tuples(senders, texts).map(lambda t: [t]),
@@ -113,6 +124,7 @@ fragments = st.one_of(
     st.sampled_from([[(CLOCK, "")], [(RETRY, "")]]),
     st.sampled_from([ALLIES[0], RESPONDER, *STRANGERS]).map(lambda phone: [(ADD, phone)]),
     st.sampled_from([[(RESOLVE, "")], [(DELETE, "")]]),
+    st.sampled_from(list(APP_SIGNALS)).map(lambda key: [(APP, key)]),
     st.lists(st.sampled_from([*ALLIES, COORDINATOR]), min_size=2, max_size=4, unique=True).map(
         lambda phones: [(BURST, " ".join(phones))]
     ),
@@ -208,14 +220,16 @@ class Conversation:
     last: tuple[str, str, str, list[str]] | None = None
     #: Every delivery's number and body as it was made, by id.
     made: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: The signal API's first answer to each Idempotency-Key.
+    app_answers: dict[str, Any] = field(default_factory=dict)
     step_no: int = 0
-    banne: int = 0
+    groups: dict[str, int] = field(default_factory=dict)
     banne_deleted: bool = False
 
     def __post_init__(self) -> None:
         self.fake = RecordingTwilio(self.setup.bounce)
 
-    async def run(self, steps: list[Step]) -> None:
+    async def run(self, conversation: list[Step]) -> None:
         await self.fake.start()
         logs.configure("debug", "json", stream=self.log)
         try:
@@ -224,22 +238,22 @@ class Conversation:
             ) as client:
                 self.fake.callback_route = (PUBLIC_URL, str(client.make_url("")).rstrip("/"))
                 await self.build(client)
-                for sender, text in steps:
+                steps = {
+                    CLOCK: self.clock,
+                    RETRY: self.retry,
+                    BURST: self.burst,
+                    ADD: self.add,
+                    RESOLVE: self.resolve,
+                    DELETE: self.delete,
+                    APP: self.app,
+                }
+                for sender, text in conversation:
                     self.step_no += 1
                     before = await snapshot(client)
                     attempts_before = len(self.fake.attempts)
-                    if sender == CLOCK:
-                        await self.clock(client)
-                    elif sender == RETRY:
-                        await self.retry(client, before)
-                    elif sender == BURST:
-                        await self.burst(client, text.split())
-                    elif sender == ADD:
-                        await self.add(client, text, before)
-                    elif sender == RESOLVE:
-                        await self.resolve(client, before)
-                    elif sender == DELETE:
-                        await self.delete(client)
+                    step = steps.get(sender)
+                    if step is not None:
+                        await step(client, text, before)
                     else:
                         await self.sms(client, sender, text, before)
                     await self.check_step(client, before, attempts_before, burst=sender == BURST)
@@ -270,7 +284,7 @@ class Conversation:
             group = await call(
                 client, "POST", f"/api/v1/neighbourhoods/{hood['id']}/groups", body, expect=201
             )
-            self.banne = group["id"]  # the last
+            self.groups[code] = group["id"]
             for phone in phones:
                 role = "coordinator" if phone == COORDINATOR else "ally"
                 member = {"phone": phone, "role": role}
@@ -284,7 +298,7 @@ class Conversation:
             assert loop.time() < deadline, "the outbox never drained"
             await asyncio.sleep(0.01)
 
-    async def clock(self, client: Client) -> None:
+    async def clock(self, client: Client, _text: str, _before: Snapshot) -> None:
         """Every pending timer falls due and fires (the new ones it sets are for later)."""
         pending = "SELECT id FROM timers WHERE fired_at IS NULL"
         ids = {t["id"] for t in await query(client, pending)}
@@ -333,7 +347,7 @@ class Conversation:
             leaked = holds_number(reply, set(POOL) - {sender})
             assert leaked is None, f"{leaked} in the reply to {sender}: {reply!r}"
 
-    async def retry(self, client: Client, before: Snapshot) -> None:
+    async def retry(self, client: Client, _text: str, before: Snapshot) -> None:
         """Twilio posts the last SMS again, same MessageSid: the same answer, nothing done again."""
         if self.last is None:
             return
@@ -354,10 +368,12 @@ class Conversation:
         """A coordinator adds a number: a member at once, opted out if it said STOP; a number
         that is one already is refused."""
         member = {"phone": phone, "name": "Nieuw"}
-        response = await client.post(f"/api/v1/groups/{self.banne}/members", json=member, headers=ADMIN)
+        response = await client.post(
+            f"/api/v1/groups/{self.groups['BANNE']}/members", json=member, headers=ADMIN
+        )
         body = await response.json()
         note(f"step {self.step_no}: {phone} added -> {response.status} {body}")
-        there = any(m["phone"] == phone and m["group_id"] == self.banne for m in before.members)
+        there = any(m["phone"] == phone and m["group_id"] == self.groups["BANNE"] for m in before.members)
         expected = 404 if self.banne_deleted else 409 if there else 201
         assert response.status == expected, f"adding {phone}: {response.status} {body}"
         if response.status == 201:
@@ -365,7 +381,7 @@ class Conversation:
             assert body["status"] == expected, f"{phone} added as {body['status']}, not {expected}"
         await self.settle(client)
 
-    async def resolve(self, client: Client, before: Snapshot) -> None:
+    async def resolve(self, client: Client, _text: str, before: Snapshot) -> None:
         """A coordinator closes the newest open incident on the dashboard's API."""
         open_ = [i["id"] for i in before.incidents.values() if i["state"] != "resolved"]
         note(f"step {self.step_no}: the API closes incident {max(open_, default=None)}")
@@ -373,17 +389,42 @@ class Conversation:
             await call(client, "POST", f"/api/v1/incidents/{max(open_)}/resolve", {}, expect=200)
             await self.settle(client)
 
-    async def delete(self, client: Client) -> None:
+    async def delete(self, client: Client, _text: str, _before: Snapshot) -> None:
         """A coordinator deletes BANNE: its incidents close, its chains stop."""
         note(f"step {self.step_no}: BANNE deleted")
         await call(
-            client, "DELETE", f"/api/v1/groups/{self.banne}", expect=404 if self.banne_deleted else 204
+            client,
+            "DELETE",
+            f"/api/v1/groups/{self.groups['BANNE']}",
+            expect=404 if self.banne_deleted else 204,
         )
         self.banne_deleted = True
         await self.settle(client)
 
-    async def burst(self, client: Client, phones: list[str]) -> None:
+    async def app(self, client: Client, key: str, before: Snapshot) -> None:
+        """An app posts a signal; the same Idempotency-Key again gets the first answer, nothing twice."""
+        body = {"group_id": self.groups["MOLEN"], **APP_SIGNALS[key]}
+        headers = {**ADMIN, "Idempotency-Key": key} if key else ADMIN
+        response = await client.post("/api/v1/signals", json=body, headers=headers)
+        answer = await response.json()
+        note(f"step {self.step_no}: the app posts {body} with key {key!r} -> {response.status} {answer}")
+        assert response.status == 202, f"the signal API answered {response.status} {answer}"
+        await self.settle(client)
+        new = (await snapshot(client)).since(before)
+        if key in self.app_answers:
+            assert answer == self.app_answers[key], (
+                f"key {key} answered {answer}, first {self.app_answers[key]}"
+            )
+            assert new == [], f"key {key} again sent {new}"
+        elif key:
+            self.app_answers[key] = answer
+        reporter = body.get("reporter_phone")
+        back = [d for d in new if d["recipient_phone"] == reporter and d["purpose"] == "fanout"]
+        assert back == [], f"the reporter got their own alert: {back}"
+
+    async def burst(self, client: Client, text: str, _before: Snapshot) -> None:
         """Several residents report at the same moment."""
+        phones = text.split()
         answers = await asyncio.gather(
             *(
                 sms(
