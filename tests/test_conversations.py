@@ -14,7 +14,8 @@ SMS belongs to the step that caused it.
 The exact replies and recipients are the other tests' business. Checked here, after every step:
 - every webhook is answered 200, with at most one reply;
 - every SMS is GSM-7, handed to Twilio once, as stored; one per person, purpose and incident;
-- no SMS to a resident, no reply and no log line holds another number of the pool;
+- no SMS to a resident, no reply and no log line holds another number of the pool; no alert
+  holds a name its member did not share;
 - nothing reaches a number after its STOP (or Twilio's 21610) until its START, and until then its
   texts are not answered and change nothing;
 - a stranger's text reaches nobody (joining aside) and stores no signal;
@@ -65,6 +66,8 @@ COORDINATOR = "+31620000001"
 RESPONDER = "+31630000001"
 STRANGERS = ["+31620000098", "+31620000099"]
 POOL = [*ALLIES, COORDINATOR, RESPONDER, *STRANGERS]
+#: Names newcomers give (by JOIN, or a coordinator on the API), none of them shared with the group.
+NAMES = ["Gijsbert", "Wilhelmina"]
 #: A number a resident writes in a signal: theirs to share with the group, never the log's.
 WRITTEN = "+31612345678"
 
@@ -84,9 +87,11 @@ texts = st.one_of(
     signals,
     st.sampled_from(["OK", "ok", "Oké", "ik kom", "OK 1", "OK 2", "ack"]),
     st.sampled_from(["KLAAR", "klaar", "KLAAR 1", "DONE 2", "opgelost"]),
-    st.tuples(st.sampled_from(["JOIN", "AANMELDEN"]), st.sampled_from(["MOLEN", "banne", "NOPE", ""])).map(
-        " ".join
-    ),
+    st.tuples(
+        st.sampled_from(["JOIN", "AANMELDEN"]),
+        st.sampled_from(["MOLEN", "banne", "NOPE", ""]),
+        st.sampled_from(["", NAMES[0]]),
+    ).map(lambda t: " ".join(w for w in t if w)),
     st.sampled_from(["JA", "YES", "JA 1", "YES 2", "j"]),
     st.sampled_from(["LEAVE MOLEN", "UITSCHRIJVEN BANNE"]),
     st.sampled_from(["STOP", "Stop!", "AFMELDEN", "ＳＴＯＰ"]),
@@ -120,7 +125,9 @@ fragments = st.one_of(
         lambda t: [(t[0], "STOP"), (t[1], t[2]), (t[0], t[3]), (t[0], "START")]
     ),
     # A newcomer asks to join, accepts the rules, and the coordinator approves.
-    st.sampled_from(STRANGERS).map(lambda p: [(p, "JOIN MOLEN"), (p, "JA"), (COORDINATOR, "JA 1")]),
+    st.sampled_from(STRANGERS).map(
+        lambda p: [(p, f"JOIN MOLEN {NAMES[0]}"), (p, "JA"), (COORDINATOR, "JA 1")]
+    ),
     st.sampled_from([[(CLOCK, "")], [(RETRY, "")]]),
     st.sampled_from([ALLIES[0], RESPONDER, *STRANGERS]).map(lambda phone: [(ADD, phone)]),
     st.sampled_from([[(RESOLVE, "")], [(DELETE, "")]]),
@@ -367,7 +374,7 @@ class Conversation:
     async def add(self, client: Client, phone: str, before: Snapshot) -> None:
         """A coordinator adds a number: a member at once, opted out if it said STOP; a number
         that is one already is refused."""
-        member = {"phone": phone, "name": "Nieuw"}
+        member = {"phone": phone, "name": NAMES[1]}
         response = await client.post(
             f"/api/v1/groups/{self.groups['BANNE']}/members", json=member, headers=ADMIN
         )
@@ -466,6 +473,8 @@ class Conversation:
             to, body = d["recipient_phone"], d["body"]
             assert to not in stopped, f"{body!r} made for {to}, who said STOP"
             assert gsm.is_gsm(body), f"not GSM-7: {body!r}"
+            shown = [n for n in NAMES if n in body]
+            assert d["purpose"] != "fanout" or shown == [], f"{shown} in an alert, not shared: {body!r}"
             if d["member_id"] is not None:  # pages may carry the reporter's number (share_reporter_phone)
                 leaked = holds_number(body, residents - {to})
                 assert leaked is None, f"{leaked} in an SMS to {to}: {body!r}"
