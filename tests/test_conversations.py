@@ -19,7 +19,8 @@ The exact replies and recipients are the other tests' business. Checked here, af
 - nothing reaches a number after its STOP (or Twilio's 21610) until its START, and until then its
   texts are not answered and change nothing;
 - a stranger's text reaches nobody (joining aside) and stores no signal;
-- an alert never goes back to its sender;
+- an alert never goes back to its sender, and a sender alerts a group about one incident five
+  times at most (the flood limit);
 - nothing about an incident closed before the step, no page after the buurtregisseur's OK;
 - a retry of the same MessageSid, or the same Idempotency-Key, gets the first answer and does
   nothing again;
@@ -131,6 +132,10 @@ fragments = st.one_of(
     st.sampled_from([[(CLOCK, "")], [(RETRY, "")]]),
     st.sampled_from([ALLIES[0], RESPONDER, *STRANGERS]).map(lambda phone: [(ADD, phone)]),
     st.sampled_from([[(RESOLVE, "")], [(DELETE, "")]]),
+    # One neighbour texting on and on.
+    st.sampled_from(ALLIES).map(
+        lambda phone: [(phone, f"Nog steeds iemand bij de schuur ({n})") for n in range(7)]
+    ),
     st.sampled_from(list(APP_SIGNALS)).map(lambda key: [(APP, key)]),
     st.lists(st.sampled_from([*ALLIES, COORDINATOR]), min_size=2, max_size=4, unique=True).map(
         lambda phones: [(BURST, " ".join(phones))]
@@ -227,6 +232,8 @@ class Conversation:
     last: tuple[str, str, str, list[str]] | None = None
     #: Every delivery's number and body as it was made, by id.
     made: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: How many of a sender's SMS alerted the group about each incident.
+    alerts: Counter[tuple[str, int]] = field(default_factory=Counter)
     #: The signal API's first answer to each Idempotency-Key.
     app_answers: dict[str, Any] = field(default_factory=dict)
     step_no: int = 0
@@ -342,6 +349,10 @@ class Conversation:
         if isinstance(command, commands.Signal):
             back = [d for d in new if d["recipient_phone"] == sender and d["purpose"] == "fanout"]
             assert back == [], f"{sender}'s alert went back to them: {back}"
+            # The flood limit: five alerts per sender and incident (a conversation lasts minutes).
+            for incident_id in {d["incident_id"] for d in new if d["purpose"] == "fanout"}:
+                self.alerts[sender, incident_id] += 1
+                assert self.alerts[sender, incident_id] <= 5, f"{sender}'s sixth alert about one incident"
         if isinstance(command, commands.Stop):
             self.stopped.setdefault(sender, len(self.fake.attempts))
         if isinstance(command, commands.Start):
