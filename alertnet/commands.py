@@ -10,7 +10,7 @@ from dataclasses import dataclass
 STOP_WORDS = frozenset(
     {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "afmelden"}
 )
-#: Twilio's opt-in words, also whole-message only.
+#: Twilio's opt-in words, also whole-message only (and YES, which means more here: `Yes`).
 START_WORDS = frozenset({"start", "unstop"})
 YES_WORDS = frozenset({"ja", "yes", "j", "y"})
 HELP_WORDS = frozenset({"help", "info", "hulp"})
@@ -85,6 +85,8 @@ class Yes:
     """Accept the group rules, or (with a number, from a coordinator) approve that join request."""
 
     number: int | None = None
+    #: The whole message was YES, which is also Twilio's opt-in word: after STOP it is START.
+    twilio_opt_in: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def _with_arguments(words: list[str], tokens: list[str]) -> Command | None:
     if first in LEAVE_WORDS:
         return Leave(code=_code(rest), said_in=_SAID_IN[first])
     if first in YES_WORDS and len(words) <= 2:
-        return Yes(_number(rest))
+        return Yes(_number(rest), twilio_opt_in=words == ["yes"])
     if first in LANGUAGE_WORDS and len(words) == 2 and words[1] in LANGUAGE_NAMES:
         return SetLanguage(LANGUAGE_NAMES[words[1]])
     for phrase in ACK_PHRASES:

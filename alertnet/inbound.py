@@ -55,6 +55,10 @@ async def _handle(conn: AsyncConnection, sms: Sms, command: commands.Command, no
     if isinstance(command, Start):
         return await membership.start(conn, sms.sender, rows, lang, now)
     if await _silenced(conn, sms.sender, rows):
+        if isinstance(command, Yes) and command.twilio_opt_in:
+            # Twilio lifts its block on YES too, and tells the resident so: otherwise they would
+            # believe they get alerts and get none.
+            return await membership.start(conn, sms.sender, rows, lang, now)
         return None  # after STOP: nothing until START
     return await _dispatch(conn, sms, command, rows, lang, now)
 

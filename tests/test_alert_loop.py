@@ -288,6 +288,21 @@ class TestOptOut:
         await sms(client, ally(0), "Het busje is er weer, ander verhaal")
         await until(lambda: len(fake.to(ally(2))) == 1)
 
+    async def test_a_bare_yes_after_stop_is_start_as_at_twilio(
+        self, client: Client, fake: FakeTwilio
+    ) -> None:
+        """Twilio lifts its block on YES as on START (and tells the resident they are back): alertnet
+        does the same, or the resident would believe they get alerts and get none. JA is no
+        opt-in word at Twilio and changes nothing."""
+        await make_group(client, 3)
+        await sms(client, ally(2), "STOP")
+        assert await sms(client, ally(2), "JA") == (200, [])
+        assert await sms(client, ally(2), "YES 1") == (200, [])
+        _, replies = await sms(client, ally(2), "Yes")
+        assert replies == ["Welkom terug: je krijgt weer meldingen."]
+        await sms(client, ally(0), "Verdacht busje")
+        await until(lambda: len(fake.to(ally(2))) == 1)
+
     async def test_stop_silences_a_member_of_two_groups_everywhere(
         self, client: Client, fake: FakeTwilio
     ) -> None:

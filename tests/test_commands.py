@@ -48,7 +48,11 @@ from alertnet.commands import (
         ("LEAVE molen", Leave("MOLEN", "en")),
         ("uitschrijven MOLEN", Leave("MOLEN", "nl")),
         ("ja", Yes()),
-        ("YES", Yes()),
+        # A bare YES is also Twilio's opt-in word, as START is.
+        ("YES", Yes(twilio_opt_in=True)),
+        ("Yes!", Yes(twilio_opt_in=True)),
+        ("y", Yes()),
+        ("YES 3", Yes(3)),
         ("JA 17", Yes(17)),
         ("TAAL EN", SetLanguage("en")),
         ("language Nederlands", SetLanguage("nl")),

@@ -16,8 +16,8 @@ The exact replies and recipients are the other tests' business. Checked here, af
 - every SMS is GSM-7, handed to Twilio once, as stored; one per person, purpose and incident;
 - no SMS to a resident, no reply and no log line holds another number of the pool; no alert
   holds a name its member did not share;
-- nothing reaches a number after its STOP (or Twilio's 21610) until its START, and until then its
-  texts are not answered and change nothing;
+- nothing reaches a number after its STOP (or Twilio's 21610) until its START (or a bare YES,
+  as at Twilio), and until then its texts are not answered and change nothing;
 - a stranger's text reaches nobody (joining aside) and stores no signal;
 - an alert never goes back to its sender, and a sender alerts a group about one incident five
   times at most (the flood limit);
@@ -338,7 +338,11 @@ class Conversation:
         self.last = (sender, text, sid, replies)
         command = commands.parse(text)
         new = after.since(before)
-        if was_stopped and not isinstance(command, commands.Start | commands.Stop):
+        # Twilio lifts its block on a bare YES too, and so does alertnet.
+        starts = isinstance(command, commands.Start) or (
+            was_stopped and isinstance(command, commands.Yes) and command.twilio_opt_in
+        )
+        if was_stopped and not (starts or isinstance(command, commands.Stop)):
             assert replies == [], f"{sender} said STOP, then {text!r} was answered {replies}"
             assert (new, after.signals, after.members) == ([], before.signals, before.members), (
                 f"{sender} said STOP, then {text!r} did something"
@@ -355,7 +359,7 @@ class Conversation:
                 assert self.alerts[sender, incident_id] <= 5, f"{sender}'s sixth alert about one incident"
         if isinstance(command, commands.Stop):
             self.stopped.setdefault(sender, len(self.fake.attempts))
-        if isinstance(command, commands.Start):
+        if starts:
             self.stopped.pop(sender, None)
 
     def check_replies(self, sender: str, replies: list[str]) -> None:
