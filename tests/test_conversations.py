@@ -4,7 +4,7 @@ Hypothesis writes conversations; each runs on a fresh database against the whole
 the real twilio library and the fake Twilio, which posts status callbacks and may refuse one
 number with 21610 (unsubscribed at the carrier). The neighbourhood: MOLEN (joining needs a
 coordinator's approval) and BANNE (open), allies of whom ally(2) is in both, a coordinator,
-and the buurtregisseur as the one step of every chain. A step is an SMS from a small pool of
+and a chain of the buurtregisseur and then a backup. A step is an SMS from a small pool of
 numbers (allies, the coordinator, the buurtregisseur, strangers), Twilio posting the last SMS
 again, several signals at the same moment, time passing (every pending timer falls due), an app
 posting a signal (with an Idempotency-Key, or none), or a coordinator on the API adding a
@@ -48,7 +48,7 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from alertnet import commands, gsm, keys, logs
@@ -65,8 +65,10 @@ EXAMPLES = int(os.environ.get("ALERTNET_TEST_CONVERSATIONS", "10"))
 ALLIES = [ally(n) for n in range(4)]
 COORDINATOR = "+31620000001"
 RESPONDER = "+31630000001"
+#: The chain's second step: the buurtregisseur's backup.
+BACKUP = "+31630000002"
 STRANGERS = ["+31620000098", "+31620000099"]
-POOL = [*ALLIES, COORDINATOR, RESPONDER, *STRANGERS]
+POOL = [*ALLIES, COORDINATOR, RESPONDER, BACKUP, *STRANGERS]
 #: Names newcomers give (by JOIN, or a coordinator on the API), none of them shared with the group.
 NAMES = ["Gijsbert", "Wilhelmina"]
 #: A number a resident writes in a signal: theirs to share with the group, never the log's.
@@ -83,11 +85,15 @@ signals = st.sampled_from(
         "Verdachte man loopt langs de deuren en kijkt overal naar binnen " * 4,
     ]
 )
+urgent = st.sampled_from(["Er is brand bij de flat", "Man met een mes bij de poort"])
+answers = st.sampled_from(
+    ["OK", "ok", "Oké", "ik kom", "OK 1", "OK 2", "ack", "KLAAR", "klaar", "KLAAR 1", "DONE 2", "opgelost"]
+)
 texts = st.one_of(
     signals,
     signals,
-    st.sampled_from(["OK", "ok", "Oké", "ik kom", "OK 1", "OK 2", "ack"]),
-    st.sampled_from(["KLAAR", "klaar", "KLAAR 1", "DONE 2", "opgelost"]),
+    answers,
+    answers,
     st.tuples(
         st.sampled_from(["JOIN", "AANMELDEN"]),
         st.sampled_from(["MOLEN", "banne", "NOPE", ""]),
@@ -101,7 +107,7 @@ texts = st.one_of(
     st.sampled_from(["", " ", "\u200b", "🚨🚨", "ok\x00", "é" * 40]),
     st.text(max_size=12),
 )
-senders = st.sampled_from([*ALLIES, *ALLIES, COORDINATOR, COORDINATOR, RESPONDER, *STRANGERS])
+senders = st.sampled_from([*ALLIES, *ALLIES, COORDINATOR, COORDINATOR, RESPONDER, BACKUP, *STRANGERS])
 CLOCK, RETRY, BURST = "clock", "retry", "burst"
 #: A coordinator adds the number (the step's text) to BANNE through the API.
 ADD = "add"
@@ -120,7 +126,9 @@ fragments = st.one_of(
     st.tuples(senders, texts).map(lambda t: [t]),
     st.tuples(senders, texts).map(lambda t: [t]),
     # A signal and an answer to it.
-    st.tuples(st.sampled_from(ALLIES), signals, senders, texts).map(lambda t: [(t[0], t[1]), (t[2], t[3])]),
+    st.tuples(st.sampled_from(ALLIES), signals, senders, answers).map(lambda t: [(t[0], t[1]), (t[2], t[3])]),
+    # An urgent signal; nobody answers, and the chain goes on to the backup.
+    st.tuples(st.sampled_from(ALLIES), urgent).map(lambda t: [t, (CLOCK, ""), (CLOCK, "")]),
     # STOP, a signal from someone else and more from the one who stopped, START.
     st.tuples(senders, st.sampled_from(ALLIES), signals, texts).map(
         lambda t: [(t[0], "STOP"), (t[1], t[2]), (t[0], t[3]), (t[0], "START")]
@@ -129,7 +137,7 @@ fragments = st.one_of(
     st.sampled_from(STRANGERS).map(
         lambda p: [(p, f"JOIN MOLEN {NAMES[0]}"), (p, "JA"), (COORDINATOR, "JA 1")]
     ),
-    st.sampled_from([[(CLOCK, "")], [(RETRY, "")]]),
+    st.sampled_from([[(CLOCK, "")], [(CLOCK, ""), (CLOCK, "")], [(RETRY, "")]]),
     st.sampled_from([ALLIES[0], RESPONDER, *STRANGERS]).map(lambda phone: [(ADD, phone)]),
     st.sampled_from([[(RESOLVE, "")], [(DELETE, "")]]),
     # One neighbour texting on and on.
@@ -154,7 +162,7 @@ class Setup:
     bounce: str | None
 
 
-setups = st.builds(Setup, st.booleans(), st.sampled_from([None, ALLIES[1], RESPONDER]))
+setups = st.builds(Setup, st.booleans(), st.sampled_from([None, ALLIES[1], RESPONDER, BACKUP]))
 
 
 def tail(phone: str) -> str:
@@ -281,14 +289,12 @@ class Conversation:
 
     async def build(self, client: Client) -> None:
         hood = await call(client, "POST", "/api/v1/neighbourhoods", {"name": "Molenwijk"}, expect=201)
-        responder = await call(
-            client,
-            "POST",
-            f"/api/v1/neighbourhoods/{hood['id']}/responders",
-            {"name": "Buurtregisseur Jansen", "phone": RESPONDER},
-            expect=201,
-        )
-        chain = {"chain": [{"responder_ids": [responder["id"]], "timeout_s": 600}]}
+        steps = []
+        for name, phone in (("Buurtregisseur Jansen", RESPONDER), ("Wijkagent Bakker", BACKUP)):
+            path = f"/api/v1/neighbourhoods/{hood['id']}/responders"
+            responder = await call(client, "POST", path, {"name": name, "phone": phone}, expect=201)
+            steps.append({"responder_ids": [responder["id"]], "timeout_s": 600})
+        chain = {"chain": steps}
         plan = [
             ("MOLEN", "approval", [*ALLIES[:3], COORDINATOR]),
             ("BANNE", "open", ALLIES[2:] + ([COORDINATOR] if self.setup.coordinator_in_banne else [])),
@@ -468,6 +474,8 @@ class Conversation:
         after = await snapshot(client)
         new = after.since(before)
         note(f"  sent {[(d['recipient_phone'], d['purpose'], d['body'][:40]) for d in new]}")
+        for d in new:  # what the examples reached (--hypothesis-show-statistics)
+            event(f"sent {d['purpose']}" + (" to the backup" if d["recipient_phone"] == BACKUP else ""))
         # One message per person and purpose (several signals at once: an alert for each).
         per_purpose = Counter(
             (d["recipient_phone"], d["purpose"], d["incident_id"], d["group_id"], d["escalation_round"])
@@ -483,7 +491,7 @@ class Conversation:
         for phone, since in self.stopped.items():
             late = [to for to in self.fake.attempts[since:] if to == phone]
             assert late == [], f"{phone} said STOP (or Twilio refused it), then was sent {len(late)} SMS"
-        residents = set(POOL) - {RESPONDER}
+        residents = set(POOL) - {RESPONDER, BACKUP}
         for d in new:
             to, body = d["recipient_phone"], d["body"]
             assert to not in stopped, f"{body!r} made for {to}, who said STOP"
