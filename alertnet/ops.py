@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 
 import sqlalchemy as sa
 import structlog
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import keys
 from .store import db, incidents, outbox
@@ -16,18 +19,25 @@ from .store import db, incidents, outbox
 log = structlog.get_logger("alertnet.ops")
 #: Readiness and metrics answer even while the database hangs (a probe or a scrape gives up soon).
 DATABASE_TIMEOUT_S = 2.0
+T = TypeVar("T")
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
+async def _probe(app: web.Application, read: Callable[[AsyncConnection], Awaitable[T]]) -> T | None:
+    """`read` in a read transaction that gives up after DATABASE_TIMEOUT_S; None if it failed."""
     try:
-        async with asyncio.timeout(DATABASE_TIMEOUT_S), db.read(request.app[keys.engine]) as conn:
-            await conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # any failure means "not ready", which is the answer
+        async with asyncio.timeout(DATABASE_TIMEOUT_S), db.read(app[keys.engine]) as conn:
+            return await read(conn)
+    except Exception as exc:  # any failure is the answer: the database is not there for us
         log.warning("database_unreachable", error=type(exc).__name__)
+        return None
+
+
+async def readyz(request: web.Request) -> web.Response:
+    if await _probe(request.app, lambda conn: conn.execute(sa.text("SELECT 1"))) is None:
         return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
     return web.json_response({"status": "ok", "database": "ok"})
 
@@ -43,18 +53,20 @@ def _waited_s(since: datetime | None, now: datetime) -> float:
 
 
 async def _backlog(app: web.Application) -> None:
-    """What an operator is paged on: alerts waiting to go out, escalations waiting to fire."""
-    gauges = app[keys.metrics]
+    """What an operator is paged on: alerts waiting to go out, escalations waiting to fire. NaN
+    while the database does not answer (the counters still do; /readyz says what is wrong)."""
     now = app[keys.clock]()
-    try:
-        async with asyncio.timeout(DATABASE_TIMEOUT_S), db.read(app[keys.engine]) as conn:
-            jobs, oldest_job = await outbox.backlog(conn, now)
-            oldest_timer = await incidents.oldest_due_timer(conn, now)
-    except Exception as exc:  # the counters still answer; /readyz says what is wrong
-        log.warning("database_unreachable", error=type(exc).__name__)
-        gauges.backlog(math.nan, math.nan, math.nan)
-    else:
-        gauges.backlog(jobs, _waited_s(oldest_job, now), _waited_s(oldest_timer, now))
+
+    async def read(conn: AsyncConnection) -> tuple[int, datetime | None, datetime | None]:
+        jobs, oldest_job = await outbox.backlog(conn, now)
+        return jobs, oldest_job, await incidents.oldest_due_timer(conn, now)
+
+    found = await _probe(app, read)
+    if found is None:
+        app[keys.metrics].backlog(math.nan, math.nan, math.nan)
+        return
+    jobs, oldest_job, oldest_timer = found
+    app[keys.metrics].backlog(jobs, _waited_s(oldest_job, now), _waited_s(oldest_timer, now))
 
 
 async def openapi(request: web.Request) -> web.Response:
