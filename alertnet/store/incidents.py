@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import notify
 from ..delivery import Purpose
-from ..incidents import State
 from . import claims
 from .neighbourhoods import REACHABLE_RESPONDER
 from .tables import (
+    UNRESOLVED,
     answers,
     deliveries,
     groups,
@@ -52,7 +52,7 @@ async def get(conn: AsyncConnection, incident_id: int, *, lock: bool = False) ->
 
 
 _LATEST_UNRESOLVED = (
-    _WITH_GROUP.where(incidents.c.group_id == sa.bindparam("group_id"), incidents.c.state != State.resolved)
+    _WITH_GROUP.where(incidents.c.group_id == sa.bindparam("group_id"), UNRESOLVED)
     .order_by(incidents.c.last_signal_at.desc())
     .limit(1)
     .with_for_update(of=incidents)
@@ -66,9 +66,7 @@ async def latest_unresolved(conn: AsyncConnection, group_id: int) -> Row | None:
 
 
 async def unresolved_ids(conn: AsyncConnection, group_id: int) -> list[int]:
-    query = sa.select(incidents.c.id).where(
-        incidents.c.group_id == group_id, incidents.c.state != State.resolved
-    )
+    query = sa.select(incidents.c.id).where(incidents.c.group_id == group_id, UNRESOLVED)
     return list(await conn.scalars(query.order_by(incidents.c.id)))
 
 
@@ -270,15 +268,17 @@ async def answerable(
     """The incidents a person may answer about, newest first: those they were alerted about or
     reported; with a number, those with that number (resolved ones too), else the unresolved ones.
     Several groups may each have a #number."""
-    alerted_about = sa.select(deliveries.c.incident_id).where(
-        deliveries.c.recipient_phone == phone, deliveries.c.incident_id.is_not(None)
+    # From the few candidates to their messages and signals, each an index probe: the other way
+    # round read every message ever sent to find this number's (0.1 s an answer after 720,000).
+    alerted_about = sa.exists().where(
+        deliveries.c.incident_id == incidents.c.id, deliveries.c.recipient_phone == phone
     )
-    reported = sa.select(signals.c.incident_id).where(signals.c.member_id.in_(member_ids or [-1]))
-    query = _WITH_GROUP.where(sa.or_(incidents.c.id.in_(alerted_about), incidents.c.id.in_(reported)))
-    if number is None:
-        query = query.where(incidents.c.state != State.resolved)
-    else:
-        query = query.where(incidents.c.number == number)
+    # `+ 0` keeps the planner on the incident's few signals rather than all the member's.
+    reported = sa.exists().where(
+        signals.c.incident_id == incidents.c.id, (signals.c.member_id + 0).in_(member_ids or [-1])
+    )
+    candidates = UNRESOLVED if number is None else incidents.c.number == number
+    query = _WITH_GROUP.where(candidates, sa.or_(alerted_about, reported))
     rows = await conn.execute(
         query.order_by(incidents.c.last_signal_at.desc(), incidents.c.id.desc()).limit(20)
     )
@@ -287,9 +287,5 @@ async def answerable(
 
 async def silent_since(conn: AsyncConnection, before: datetime, limit: int = 100) -> list[int]:
     """Unresolved incidents whose last signal came before `before`."""
-    query = (
-        sa.select(incidents.c.id)
-        .where(incidents.c.state != State.resolved, incidents.c.last_signal_at < before)
-        .limit(limit)
-    )
+    query = sa.select(incidents.c.id).where(UNRESOLVED, incidents.c.last_signal_at < before).limit(limit)
     return list(await conn.scalars(query))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..incidents import State
 from ..schemas import MemberStatus
 from .tables import (
+    UNRESOLVED,
     groups,
     idempotency_keys,
     inbound_messages,
@@ -184,7 +185,7 @@ _RECENT = (
 _SINCE = (
     signals_table.c.group_id == sa.bindparam("group_id"),
     signals_table.c.received_at >= sa.bindparam("since"),
-    incidents.c.state != State.resolved,
+    UNRESOLVED,
 )
 _RECENT_OF_MEMBER = _RECENT.where(*_SINCE, signals_table.c.member_id == sa.bindparam("member_id"))
 # As ix_signals_source is partial, the query repeats its condition.

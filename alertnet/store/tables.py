@@ -9,6 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from ..incidents import State
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -90,13 +92,16 @@ def _id() -> sa.Column[int]:
     return sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True)
 
 
-def _fk(name: str, target: str, *, nullable: bool = False, ondelete: str | None = None) -> sa.Column[int]:
+def _fk(
+    name: str, target: str, *, nullable: bool = False, ondelete: str | None = None, index: bool = True
+) -> sa.Column[int]:
+    """A foreign key, indexed unless an index of the table's own leads with it."""
     return sa.Column(
         name,
         sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
         sa.ForeignKey(target, ondelete=ondelete),
         nullable=nullable,
-        index=True,
+        index=index,
     )
 
 
@@ -188,7 +193,7 @@ incidents = sa.Table(
     _fk("group_id", "groups.id"),
     #: Per group, shown in every SMS as #n.
     sa.Column("number", sa.Integer(), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("state", sa.String(16), nullable=False),
     #: The group's escalation policy when the incident opened.
     sa.Column("policy", sa.JSON(), nullable=False),
     sa.Column("opened_at", UTCDateTime(), nullable=False),
@@ -212,6 +217,17 @@ incidents = sa.Table(
     #: "klaar" (SMS), "api", or "expired".
     sa.Column("resolution", sa.String(16), nullable=True),
     sa.UniqueConstraint("group_id", "number"),
+    # An incident by its number ("OK 12" from someone in several groups), however many there are.
+    sa.Index("ix_incidents_number", "number"),
+)
+
+#: Whether an incident is still going, as the partial index below has it. A query that wants the
+#: index says it this way: with a bound parameter for 'resolved' the planner could not match it.
+UNRESOLVED = incidents.c.state != sa.literal_column(f"'{State.resolved}'")
+# A group's unresolved incidents (a handful) are found alike after years of history; the index
+# leaves last_signal_at out, as every signal changes it.
+sa.Index(
+    "ix_incidents_unresolved", incidents.c.group_id, sqlite_where=UNRESOLVED, postgresql_where=UNRESOLVED
 )
 
 #: Who answered what, when: the response statistics are computed from these.
@@ -233,7 +249,7 @@ signals = sa.Table(
     _id(),
     _fk("group_id", "groups.id"),
     _fk("incident_id", "incidents.id"),
-    _fk("member_id", "members.id", nullable=True, ondelete="SET NULL"),
+    _fk("member_id", "members.id", nullable=True, ondelete="SET NULL", index=False),
     sa.Column("reporter_phone", sa.String(20), nullable=True),
     sa.Column("text", sa.Text(), nullable=False),
     #: "sms" or "api".
@@ -243,6 +259,8 @@ signals = sa.Table(
     #: Who sent it, as the audit log names them ("member:ID", "token:ID"): the flood limit and
     #: repeat guard of a signal with no member behind it (a device's token) go by it.
     sa.Column("source", sa.String(80), nullable=True),
+    # A member's recent signals (the flood limit, the repeat guard), however many came before.
+    sa.Index("ix_signals_member_id_received_at", "member_id", "received_at"),
     # Only signals with no member: the SMS path (always a member) pays nothing for it.
     sa.Index(
         "ix_signals_source",
@@ -297,7 +315,7 @@ deliveries = sa.Table(
     "deliveries",
     metadata,
     _id(),
-    _fk("incident_id", "incidents.id", nullable=True),
+    _fk("incident_id", "incidents.id", nullable=True, index=False),
     _fk("group_id", "groups.id", nullable=True),
     sa.Column("recipient_phone", sa.String(20), nullable=False),
     _fk("member_id", "members.id", nullable=True, ondelete="SET NULL"),
@@ -317,6 +335,9 @@ deliveries = sa.Table(
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
     _created(),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # Whether a number was alerted about an incident (an answer's OK) is one probe, not a scan of
+    # every message ever sent.
+    sa.Index("ix_deliveries_incident_id_recipient_phone", "incident_id", "recipient_phone"),
 )
 
 #: The transactional outbox: one job per delivery, claimed with a lease.
