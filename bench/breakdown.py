@@ -9,6 +9,8 @@ sequentially, one at a time, on an otherwise idle event loop:
   engine, bare aiosqlite (a thread hop per call, what alertnet used before), and sqlite3;
 - an empty write transaction (BEGIN IMMEDIATE + COMMIT);
 - a signal to a group of 1,000 (the fan-out transaction);
+- a signal and an OK in one group, then again after five busy years of its history (9,000
+  incidents, 90,000 signals, 810,000 messages, written straight into the database);
 - the per-request extras: signature check, TwiML, one structlog line;
 - one SMS through the Twilio provider (twilio-python) against the fake, and the same POST with bare aiohttp.
 
@@ -45,6 +47,7 @@ from alertnet.providers.twilio import TwilioProvider
 from alertnet.settings import Settings
 from alertnet.store import db, tables
 from tests import fake_twilio
+from tests.history import add_history
 from tests.ports import free_port
 
 from .harness import Admin
@@ -53,6 +56,8 @@ from .run import ADMIN_TOKEN, AUTH_TOKEN, Phase, ally, signal_text
 GROUPS = 60
 MEMBERS = 10
 BIG = 1_000
+#: Five busy years of one group: five incidents a day, each signalled by all ten and fanned out.
+HISTORY_INCIDENTS = 9_000
 
 
 def _ms(samples: list[float]) -> str:
@@ -175,6 +180,32 @@ async def database(path: Path) -> list[str]:
             conn, inbound.Sms("SM" + uuid.uuid4().hex, big_sender, "+3197010000000", signal_text(99_999)), now
         )
     lines.append(f"signal transaction (group of {BIG}): {(time.perf_counter() - started) * 1000:.0f} ms")
+
+    async def answered(round_: int) -> tuple[list[float], list[float]]:
+        """A signal, then an OK from a neighbour who got it, in group 0 (a new text each round)."""
+        signalled: list[float] = []
+        acked: list[float] = []
+        for i in range(20):
+            message = signal_text(1_000_000 * round_ + i)
+            for samples, sender, body in (
+                (signalled, ally(0, i % MEMBERS), message),
+                (acked, ally(0, (i + 1) % MEMBERS), "OK"),
+            ):
+                started = time.perf_counter()
+                async with db.write(engine) as conn:
+                    await inbound.receive(
+                        conn, inbound.Sms("SM" + uuid.uuid4().hex, sender, "+3197010000000", body), now
+                    )
+                samples.append(time.perf_counter() - started)
+        return signalled, acked
+
+    fresh = await answered(1)
+    held = await asyncio.to_thread(add_history, str(path), "BD0", HISTORY_INCIDENTS, years=5)
+    later = await answered(2)
+    lines.append(f"in a group with its first signals: signal {_ms(fresh[0])}; OK {_ms(fresh[1])}")
+    lines.append(
+        f"after five busy years ({held} in the database): signal {_ms(later[0])}; OK {_ms(later[1])}"
+    )
     await engine.dispose()
     return lines
 

@@ -240,10 +240,14 @@ async def reporting_members(conn: AsyncConnection, incident_id: int) -> list[Row
     return [dict(row._mapping) | {"responder_id": None} for row in await conn.execute(query)]
 
 
+def _reported_in(incident_id: sa.ColumnElement[int] | int, member_ids: list[int]) -> sa.ColumnElement[bool]:
+    """Signals of the incident from these members, read through the incident's few signals: `+ 0`
+    keeps the planner off the members' index, which holds every signal they ever sent."""
+    return sa.and_(signals.c.incident_id == incident_id, (signals.c.member_id + 0).in_(member_ids or [-1]))
+
+
 async def reported_by(conn: AsyncConnection, incident_id: int, member_id: int) -> bool:
-    query = sa.select(signals.c.id).where(
-        signals.c.incident_id == incident_id, signals.c.member_id == member_id
-    )
+    query = sa.select(signals.c.id).where(_reported_in(incident_id, [member_id]))
     return await conn.scalar(query.limit(1)) is not None
 
 
@@ -273,10 +277,7 @@ async def answerable(
     alerted_about = sa.exists().where(
         deliveries.c.incident_id == incidents.c.id, deliveries.c.recipient_phone == phone
     )
-    # `+ 0` keeps the planner on the incident's few signals rather than all the member's.
-    reported = sa.exists().where(
-        signals.c.incident_id == incidents.c.id, (signals.c.member_id + 0).in_(member_ids or [-1])
-    )
+    reported = sa.exists().where(_reported_in(incidents.c.id, member_ids))
     candidates = UNRESOLVED if number is None else incidents.c.number == number
     query = _WITH_GROUP.where(candidates, sa.or_(alerted_about, reported))
     rows = await conn.execute(
