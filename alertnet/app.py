@@ -139,6 +139,7 @@ async def housekeeping(app: web.Application) -> AsyncIterator[None]:
     """Forget what is no longer needed: old idempotency keys, join hints, MessageSids, phone numbers."""
 
     async def loop() -> None:
+        swept = retention.Swept()
         while True:
             await asyncio.sleep(HOUSEKEEPING_EVERY_S)
             try:
@@ -146,7 +147,10 @@ async def housekeeping(app: web.Application) -> AsyncIterator[None]:
                 async with db.write(app[keys.engine]) as conn:
                     await signal_store.purge_before(conn, now - timedelta(days=1), now - MESSAGE_SID_TTL)
                     retention_days = app[keys.settings].retention_days
-                    await retention.erase_older_than(conn, now - timedelta(days=retention_days))
+                    _, done = await retention.erase_older_than(
+                        conn, now - timedelta(days=retention_days), swept
+                    )
+                swept = done  # committed: the next sweep goes on from here
             except Exception:
                 log.exception("housekeeping_failed")
 

@@ -954,11 +954,72 @@ class TestRetention:
         await sms(client, ally(0), "Verdacht")
         await settled(client)
         async with db.write(client.app[keys.engine]) as conn:
-            erased = await retention.erase_older_than(conn, datetime.now(UTC) + timedelta(seconds=1))
+            erased, _ = await retention.erase_older_than(conn, datetime.now(UTC) + timedelta(seconds=1))
         assert erased == 2
         ((member_id,),) = await rows(client, f"SELECT id FROM members WHERE phone = '{ally(1)}'")
         assert await rows(client, "SELECT recipient_phone FROM deliveries") == [(f"~m{member_id}",)]
         assert await rows(client, "SELECT reporter_phone FROM signals") == [(None,)]
+
+    async def test_each_sweep_goes_on_from_the_last(self, client: Client, fake: FakeTwilio) -> None:
+        """The hourly sweep reads only the rows after those the last one finished, and still finds
+        an old row written after a newer one (ids and clocks agree only roughly), and a message
+        that was still queued at the last sweep."""
+        from datetime import UTC, datetime, timedelta
+
+        import sqlalchemy as sa
+
+        from alertnet import keys
+        from alertnet.store import db, retention, tables
+
+        engine = client.app[keys.engine]
+        await make_group(client, 3)
+        await sms(client, ally(0), "Verdacht busje")
+        await settled(client)
+        await sms(client, ally(1), "Hij staat bij nummer 4")
+        await settled(client)
+        boundary = datetime.now(UTC) - timedelta(days=180)
+        first, second = sorted(row[0] for row in await rows(client, "SELECT id FROM signals"))
+        async with db.write(engine) as conn:
+            # The first signal and its messages just inside the retention period; the second, with
+            # the higher ids, just outside it.
+            for signal_id, at in (
+                (first, boundary + timedelta(minutes=1)),
+                (second, boundary - timedelta(minutes=1)),
+            ):
+                await conn.execute(
+                    tables.signals.update().where(tables.signals.c.id == signal_id).values(received_at=at)
+                )
+            d = tables.deliveries
+            older = (await conn.execute(sa.select(d.c.id).order_by(d.c.id))).scalars().all()
+            for n, delivery_id in enumerate(older):
+                at = boundary + timedelta(minutes=1) if n < 2 else boundary - timedelta(minutes=1)
+                await conn.execute(d.update().where(d.c.id == delivery_id).values(created_at=at))
+            # A third message, old too, still queued.
+            await conn.execute(
+                tables.outbox.insert().values(
+                    delivery_id=older[-1], priority=9, due_at=boundary + timedelta(days=999), attempts=0
+                )
+            )
+
+        async with db.write(engine) as conn:
+            erased, swept = await retention.erase_older_than(conn, boundary)
+        assert erased == 0  # the sweep stops at the first row that is not old yet
+
+        async with db.write(engine) as conn:
+            erased, swept = await retention.erase_older_than(conn, boundary + timedelta(days=2), swept)
+        # Both signals' numbers, and all messages but the queued one.
+        kept = [
+            phone for (phone,) in await rows(client, "SELECT recipient_phone FROM deliveries ORDER BY id")
+        ]
+        assert [phone.startswith("~") for phone in kept] == [True, True, True, False]
+        assert await rows(client, "SELECT reporter_phone FROM signals") == [(None,), (None,)]
+
+        async with db.write(engine) as conn:
+            await conn.execute(tables.outbox.delete())
+            erased, _ = await retention.erase_older_than(conn, boundary + timedelta(days=2, hours=1), swept)
+        assert erased == 1
+        kept = [phone for (phone,) in await rows(client, "SELECT recipient_phone FROM deliveries")]
+        assert all(phone.startswith("~") for phone in kept)
 
 
 async def backlog(client: Client) -> dict[str, float]:

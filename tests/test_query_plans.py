@@ -16,18 +16,21 @@ import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from alertnet import keys
 from alertnet.app import create_app
 from alertnet.settings import Settings
+from alertnet.store import db, retention
 
 from .conftest import PUBLIC_URL, Client, call
 from .fake_twilio import FakeTwilio
 from .history import add_history
-from .loop import OFFICER, ally, make_escalating_group, rows, settled, sms, time_passes, until
+from .loop import OFFICER, ally, make_escalating_group, make_group, rows, settled, sms, time_passes, until
 
 ALLIES = 4
 #: The group's past: resolved incidents, each with signals from every ally, fanned out to the others.
@@ -60,6 +63,9 @@ class Costs:
 
         connection.set_trace_callback(started)
         connection.set_progress_handler(stepped, STEP)
+
+    def total(self) -> int:
+        return sum(self.instructions.values())
 
     def costly(self) -> dict[str, int]:
         return {
@@ -141,3 +147,24 @@ async def test_the_sms_flows_do_not_read_the_history(
 
     assert len(costs.instructions) > 100, "no SQL was seen: is the database SQLite?"
     assert costs.costly() == {}
+
+
+@pytest.mark.parametrize("database_kind", ["sqlite"])
+async def test_the_hourly_sweep_reads_only_what_is_new(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, costs: Costs
+) -> None:
+    """Once a group's five years are swept, the next hourly sweep reads next to nothing: it goes
+    on from where the last one ended, up to the first row inside the retention period."""
+    database = sa.make_url(settings.database_url).database
+    assert database
+    client = await aiohttp_client(create_app(settings))
+    await make_group(client, ALLIES)
+    await asyncio.to_thread(add_history, database, "MOLEN", PAST_INCIDENTS, years=5)
+    before = datetime.now(UTC) - timedelta(days=180)
+    async with db.write(client.app[keys.engine]) as conn:
+        erased, swept = await retention.erase_older_than(conn, before)
+    assert erased > PAST_INCIDENTS * ALLIES  # the signals and messages of 4.5 years
+    steps = costs.total()
+    async with db.write(client.app[keys.engine]) as conn:
+        erased, _ = await retention.erase_older_than(conn, before + timedelta(hours=1), swept)
+    assert costs.total() - steps < MOST

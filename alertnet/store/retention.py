@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -41,19 +42,67 @@ async def erase_members(conn: AsyncConnection, member_ids: Sequence[int]) -> Non
     )
 
 
-async def erase_older_than(conn: AsyncConnection, before: datetime) -> int:
-    """Forget the numbers on signals and messages older than the retention period; returns how many."""
+#: How far before the retention boundary a sweep marks its rows done. On PostgreSQL a row is
+#: given its id when written and seen by others when committed: no row from a day before the
+#: boundary can still be on its way, so every id below the mark has been seen.
+SETTLED = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Swept:
+    """The ids up to which an earlier sweep erased every row: the next reads only the rows after
+    them, up to the first that is not old yet. So an hourly sweep reads about a day's rows, not
+    the whole history (a new process reads it once)."""
+
+    deliveries: int = 0
+    signals: int = 0
+
+
+async def erase_older_than(
+    conn: AsyncConnection, before: datetime, swept: Swept = Swept()
+) -> tuple[int, Swept]:
+    """Forget the numbers on signals and messages older than the retention period, after `swept`;
+    returns how many, and where the next sweep starts once this transaction has committed."""
+    messages, next_messages = await _sweep(
+        conn, deliveries.c.id, deliveries.c.created_at, swept.deliveries, before
+    )
+    reports, next_reports = await _sweep(conn, signals.c.id, signals.c.received_at, swept.signals, before)
     pending = sa.select(outbox.c.delivery_id)
-    old = (deliveries.c.created_at < before, _NOT_ERASED, deliveries.c.id.not_in(pending))
+    old = (messages, deliveries.c.created_at < before, _NOT_ERASED, deliveries.c.id.not_in(pending))
     await _mask_pages(conn, *old)
     who = _erased(("m", deliveries.c.member_id), ("r", deliveries.c.responder_id), ("d", deliveries.c.id))
     done = await conn.execute(deliveries.update().where(*old).values(recipient_phone=who))
     reported = await conn.execute(
         signals.update()
-        .where(signals.c.received_at < before, signals.c.reporter_phone.is_not(None))
+        .where(reports, signals.c.received_at < before, signals.c.reporter_phone.is_not(None))
         .values(reporter_phone=None)
     )
-    return (done.rowcount or 0) + (reported.rowcount or 0)
+    # A message still queued keeps its number until it has gone: the next sweep reads it again.
+    queued = await conn.scalar(sa.select(sa.func.min(outbox.c.delivery_id)))
+    if queued is not None:
+        next_messages = min(next_messages, max(swept.deliveries, int(queued) - 1))
+    return (done.rowcount or 0) + (reported.rowcount or 0), Swept(next_messages, next_reports)
+
+
+async def _sweep(
+    conn: AsyncConnection, key: sa.Column[int], at: sa.Column[datetime], swept: int, before: datetime
+) -> tuple[sa.ColumnElement[bool], int]:
+    """The rows of a table to read (after `swept`, before the first row written at `before` or
+    later), and the id up to which they are done (short of the first row within SETTLED of it)."""
+
+    async def first_since(moment: datetime) -> int | None:
+        # In id order, stopping at the first match: the rows read are those this sweep erases.
+        query = sa.select(key).where(key > swept, at >= moment).order_by(key).limit(1)
+        first: int | None = await conn.scalar(query)
+        return first
+
+    young = await first_since(before)
+    rows = key > swept if young is None else key.between(swept + 1, young - 1)
+    settled = await first_since(before - SETTLED)
+    if settled is not None:
+        return rows, settled - 1
+    last = await conn.scalar(sa.select(sa.func.max(key)))
+    return rows, swept if last is None else int(last)
 
 
 async def _mask_pages(conn: AsyncConnection, *where: sa.ColumnElement[bool]) -> None:
