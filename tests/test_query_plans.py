@@ -26,6 +26,8 @@ from alertnet import keys
 from alertnet.app import create_app
 from alertnet.settings import Settings
 from alertnet.store import db, retention
+from alertnet.store import incidents as incident_store
+from alertnet.store import signals as signal_store
 
 from .conftest import PUBLIC_URL, Client, call
 from .fake_twilio import FakeTwilio
@@ -168,3 +170,39 @@ async def test_the_hourly_sweep_reads_only_what_is_new(
     async with db.write(client.app[keys.engine]) as conn:
         erased, _ = await retention.erase_older_than(conn, before + timedelta(hours=1), swept)
     assert costs.total() - steps < MOST
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, int):
+        return str(value)
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return "'" + text.replace("'", "''") + "'"
+
+
+@pytest.mark.parametrize("database_kind", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_postgresql_uses_the_partial_indexes(settings: Settings) -> None:
+    """A partial index serves only a query that says its condition as the index does: PostgreSQL,
+    told to avoid reading tables whole, plans the hot look-ups through them."""
+    checks = [
+        (incident_store._LATEST_UNRESOLVED, {"group_id": 1}, "ix_incidents_unresolved"),
+        (
+            signal_store._RECENT_OF_SOURCE,
+            {"group_id": 1, "since": datetime.now(UTC), "source": "token:1"},
+            "ix_signals_source",
+        ),
+    ]
+    engine = db.create_engine(settings.database_url)
+    try:
+        async with db.read(engine) as conn:
+            # The plan for any values, which a statement asyncpg prepared gets after a few runs.
+            await conn.execute(sa.text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            await conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+            for n, (statement, values, index) in enumerate(checks):
+                compiled = statement.compile(dialect=conn.dialect)
+                bound = compiled.construct_params(values)
+                args = ", ".join(_literal(bound[name]) for name in compiled.positiontup or [])
+                await conn.exec_driver_sql(f"PREPARE hot{n} AS {compiled}")
+                plan = "\n".join((await conn.exec_driver_sql(f"EXPLAIN EXECUTE hot{n}({args})")).scalars())
+                assert index in plan, plan
+    finally:
+        await engine.dispose()
