@@ -139,7 +139,6 @@ async def housekeeping(app: web.Application) -> AsyncIterator[None]:
     """Forget what is no longer needed: old idempotency keys, join hints, MessageSids, phone numbers."""
 
     async def loop() -> None:
-        swept = retention.Swept()
         while True:
             await asyncio.sleep(HOUSEKEEPING_EVERY_S)
             try:
@@ -147,10 +146,7 @@ async def housekeeping(app: web.Application) -> AsyncIterator[None]:
                 async with db.write(app[keys.engine]) as conn:
                     await signal_store.purge_before(conn, now - timedelta(days=1), now - MESSAGE_SID_TTL)
                     retention_days = app[keys.settings].retention_days
-                    _, done = await retention.erase_older_than(
-                        conn, now - timedelta(days=retention_days), swept
-                    )
-                swept = done  # committed: the next sweep goes on from here
+                    await retention.erase_older_than(conn, now - timedelta(days=retention_days))
             except Exception:
                 log.exception("housekeeping_failed")
 

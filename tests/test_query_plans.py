@@ -164,11 +164,11 @@ async def test_the_hourly_sweep_reads_only_what_is_new(
     await asyncio.to_thread(add_history, database, "MOLEN", PAST_INCIDENTS, years=5)
     before = datetime.now(UTC) - timedelta(days=180)
     async with db.write(client.app[keys.engine]) as conn:
-        erased, swept = await retention.erase_older_than(conn, before)
+        erased = await retention.erase_older_than(conn, before)
     assert erased > PAST_INCIDENTS * ALLIES  # the signals and messages of 4.5 years
     steps = costs.total()
     async with db.write(client.app[keys.engine]) as conn:
-        erased, _ = await retention.erase_older_than(conn, before + timedelta(hours=1), swept)
+        erased = await retention.erase_older_than(conn, before + timedelta(hours=1))
     assert costs.total() - steps < MOST
 
 

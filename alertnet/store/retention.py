@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -11,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..delivery import Purpose
 from ..phones import mask_in_text
-from .tables import deliveries, outbox, signals
+from .signals import insert_once
+from .tables import deliveries, outbox, signals, sweeps
 
 #: An erased recipient number reads as this prefix and who it was ("~m12": member 12; "~r3":
 #: responder 3; "~d40": delivery 40), so an incident still counts the people it alerted.
@@ -48,30 +48,22 @@ async def erase_members(conn: AsyncConnection, member_ids: Sequence[int]) -> Non
 SETTLED = timedelta(days=1)
 
 
-@dataclass(frozen=True)
-class Swept:
-    """The ids up to which an earlier sweep erased every row: the next reads only the rows after
-    them, up to the first that is not old yet. So an hourly sweep reads about a day's rows, not
-    the whole history (a new process reads it once)."""
-
-    deliveries: int = 0
-    signals: int = 0
-
-
-async def erase_older_than(
-    conn: AsyncConnection, before: datetime, swept: Swept = Swept()
-) -> tuple[int, Swept]:
-    """Forget the numbers on signals and messages older than the retention period, after `swept`;
-    returns how many, and where the next sweep starts once this transaction has committed."""
-    messages, next_messages = await _sweep(
-        conn, deliveries.c.id, deliveries.c.created_at, swept.deliveries, before
+async def erase_older_than(conn: AsyncConnection, before: datetime) -> int:
+    """Forget the numbers on signals and messages older than the retention period; returns how
+    many. Each sweep goes on from where the last one ended (`sweeps`), up to the first row that is
+    not old yet: it reads about a day's rows, not the whole history."""
+    done = {name: after for name, after in (await conn.execute(sa.select(sweeps))).all()}
+    messages, messages_done = await _sweep(
+        conn, deliveries.c.id, deliveries.c.created_at, done.get("deliveries", 0), before
     )
-    reports, next_reports = await _sweep(conn, signals.c.id, signals.c.received_at, swept.signals, before)
+    reports, reports_done = await _sweep(
+        conn, signals.c.id, signals.c.received_at, done.get("signals", 0), before
+    )
     pending = sa.select(outbox.c.delivery_id)
     old = (messages, deliveries.c.created_at < before, _NOT_ERASED, deliveries.c.id.not_in(pending))
     await _mask_pages(conn, *old)
     who = _erased(("m", deliveries.c.member_id), ("r", deliveries.c.responder_id), ("d", deliveries.c.id))
-    done = await conn.execute(deliveries.update().where(*old).values(recipient_phone=who))
+    erased = await conn.execute(deliveries.update().where(*old).values(recipient_phone=who))
     reported = await conn.execute(
         signals.update()
         .where(reports, signals.c.received_at < before, signals.c.reporter_phone.is_not(None))
@@ -80,8 +72,11 @@ async def erase_older_than(
     # A message still queued keeps its number until it has gone: the next sweep reads it again.
     queued = await conn.scalar(sa.select(sa.func.min(outbox.c.delivery_id)))
     if queued is not None:
-        next_messages = min(next_messages, max(swept.deliveries, int(queued) - 1))
-    return (done.rowcount or 0) + (reported.rowcount or 0), Swept(next_messages, next_reports)
+        messages_done = min(messages_done, max(done.get("deliveries", 0), int(queued) - 1))
+    for name, after in (("deliveries", messages_done), ("signals", reports_done)):
+        if not await insert_once(conn, sweeps, {"name": name, "after_id": after}):
+            await conn.execute(sweeps.update().where(sweeps.c.name == name).values(after_id=after))
+    return (erased.rowcount or 0) + (reported.rowcount or 0)
 
 
 async def _sweep(

@@ -397,3 +397,12 @@ send_pace = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("next_at", UTCDateTime(), nullable=False),
 )
+
+#: How far the hourly clean-up has come, per table ("deliveries", "signals"): every row up to
+#: `after_id` is done, so the next reads only those after it.
+sweeps = sa.Table(
+    "sweeps",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("after_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+)
