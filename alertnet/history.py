@@ -103,18 +103,11 @@ async def stats(request: web.Request) -> web.Response:
     async with db.read(request.app[keys.engine]) as conn:
         hood = await neighbourhoods.get_neighbourhood(conn, neighbourhood_id)
         zone = hood["timezone"]
-        rows = [
-            row
-            for row in await store.neighbourhood_incidents(conn, neighbourhood_id)
-            if reports.in_range(row["opened_at"], params.from_, params.to, zone)
-        ]
+        since, until = reports.utc_bounds(params.from_, params.to, zone)
+        rows = await store.neighbourhood_incidents(conn, neighbourhood_id, since, until)
         ids = [row["id"] for row in rows]
         answered, alerted = await store.answers_of(conn, ids), await store.alerted_counts(conn, ids)
-        segments = [
-            (at, n)
-            for at, n in await store.segments_sent(conn, neighbourhood_id)
-            if reports.in_range(at, params.from_, params.to, zone)
-        ]
+        segments = await store.segments_sent(conn, neighbourhood_id, since, until)
     per_incident = [
         (row, reports.incident_stats(row, answered.get(row["id"], []), alerted.get(row["id"], 0)))
         for row in rows

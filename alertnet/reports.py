@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -88,6 +88,10 @@ def _summary(week: str, data: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def in_range(moment: datetime, start: date | None, end: date | None, zone: str) -> bool:
-    local = moment.astimezone(ZoneInfo(zone)).date()
-    return (start is None or local >= start) and (end is None or local <= end)
+def utc_bounds(start: date | None, end: date | None, zone: str) -> tuple[datetime | None, datetime | None]:
+    """The neighbourhood's days `start` to `end` (both included; None: open) as UTC instants,
+    from the first one's local midnight up to, not including, the midnight after the last."""
+    local = ZoneInfo(zone)
+    since = None if start is None else datetime.combine(start, time(), local).astimezone(UTC)
+    until = None if end is None else datetime.combine(end + timedelta(days=1), time(), local).astimezone(UTC)
+    return since, until

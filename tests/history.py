@@ -24,7 +24,8 @@ def add_history(database: str, join_code: str, incidents: int, *, years: float =
         every = timedelta(days=365 * years) / incidents
         with connection:
             for number in range(last + 1, last + incidents + 1):
-                at = (start + every * (number - last)).isoformat()
+                # As alertnet stores a time on SQLite: naive UTC text.
+                at = (start + every * (number - last)).replace(tzinfo=None).isoformat(" ", "microseconds")
                 incident = connection.execute(
                     "INSERT INTO incidents (group_id, number, state, policy, opened_at, last_signal_at,"
                     " resolved_at, reporters, urgent, version, false_alarm, resolution)"

@@ -232,6 +232,51 @@ async def test_timeline_and_stats_through_the_api(client: Client, fake: FakeTwil
     await call(client, "POST", "/api/v1/incidents/1/resolve", {}, expect=409)
 
 
+async def test_stats_count_local_days_and_weeks(client: Client, fake: FakeTwilio) -> None:
+    """`from` and `to` are the neighbourhood's days: half an hour either side of Amsterdam's
+    midnight into Monday 30 November 2026 falls in two days and two ISO weeks."""
+    from alertnet import keys
+    from alertnet.store import db, tables
+
+    group = await make_group(client, 3)
+    await sms(client, ally(0), "Verdacht busje")
+    await settled(client)
+    await call(client, "POST", "/api/v1/incidents/1/resolve", {}, expect=200)
+    await sms(client, ally(1), "Weer dat busje")
+    await settled(client)
+    sunday_night = datetime(2026, 11, 29, 22, 30, tzinfo=UTC)  # 23:30 in Amsterdam
+    monday_morning = datetime(2026, 11, 29, 23, 30, tzinfo=UTC)  # 00:30 on Monday
+    async with db.write(client.app[keys.engine]) as conn:
+        for number, at in ((1, sunday_night), (2, monday_morning)):
+            incident = tables.incidents.c
+            await conn.execute(
+                tables.incidents.update().where(incident.number == number).values(opened_at=at)
+            )
+            ids = sa.select(incident.id).where(incident.number == number).scalar_subquery()
+            d = tables.deliveries.c
+            await conn.execute(
+                tables.deliveries.update().where(d.incident_id == ids).values(created_at=at, segments=number)
+            )
+    # Each of #1's messages is 1 segment, each of #2's 2.
+    (first, second) = await rows(
+        client, "SELECT count(*) FROM deliveries GROUP BY incident_id ORDER BY incident_id"
+    )
+    path = f"/api/v1/stats?neighbourhood_id={group['neighbourhood_id']}"
+    every = await call(client, "GET", path, expect=200)
+    assert [(w["week"], w["incidents"], w["sms_segments"]) for w in every["weeks"]] == [
+        ("2026-W48", 1, first[0]),
+        ("2026-W49", 1, 2 * second[0]),
+    ]
+    monday = await call(client, "GET", path + "&from=2026-11-30&to=2026-11-30", expect=200)
+    assert monday["totals"] == {"incidents": 1, "escalations": 0, "sms_segments": 2 * second[0]}
+    sunday = await call(client, "GET", path + "&to=2026-11-29", expect=200)
+    assert [(w["week"], w["incidents"], w["sms_segments"]) for w in sunday["weeks"]] == [
+        ("2026-W48", 1, first[0])
+    ]
+    later = await call(client, "GET", path + "&from=2026-12-01", expect=200)
+    assert later["totals"] == {"incidents": 0, "escalations": 0, "sms_segments": 0}
+
+
 async def test_member_who_said_stop_gets_no_updates(client: Client, fake: FakeTwilio) -> None:
     """After STOP, news about an incident the member was alerted to does not reach them."""
     await make_escalating_group(client, 3, steps=[(OFFICER, 60)])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -74,3 +74,21 @@ def test_weekly_groups_by_local_iso_week() -> None:
     assert weeks[0]["time_to_first_ally_ok_s"] == {"median": 30.0, "p90": 30.0, "count": 1}
     assert weeks[1]["false_alarms"] == 1
     assert (weeks[0]["sms_segments"], weeks[1]["sms_segments"]) == (4, 3)
+
+
+def test_utc_bounds_are_the_neighbourhoods_midnights() -> None:
+    """Local days to UTC: winter (UTC+1), summer (UTC+2), the 23-hour day of the change, open ends."""
+    amsterdam = "Europe/Amsterdam"
+    assert reports.utc_bounds(date(2026, 11, 30), date(2026, 11, 30), amsterdam) == (
+        datetime(2026, 11, 29, 23, tzinfo=UTC),
+        datetime(2026, 11, 30, 23, tzinfo=UTC),
+    )
+    assert reports.utc_bounds(date(2026, 7, 1), None, amsterdam) == (
+        datetime(2026, 6, 30, 22, tzinfo=UTC),
+        None,
+    )
+    since, until = reports.utc_bounds(date(2026, 3, 29), date(2026, 3, 29), amsterdam)
+    assert since is not None
+    assert until is not None
+    assert until - since == timedelta(hours=23)
+    assert reports.utc_bounds(None, None, amsterdam) == (None, None)
