@@ -12,8 +12,8 @@ def add_history(database: str, join_code: str, incidents: int, *, years: float =
     Returns what the database then holds."""
     connection = sqlite3.connect(database)
     try:
-        group_id, last = connection.execute(
-            "SELECT groups.id, coalesce(max(incidents.number), 0) FROM groups"
+        group_id, neighbourhood_id, last = connection.execute(
+            "SELECT groups.id, groups.neighbourhood_id, coalesce(max(incidents.number), 0) FROM groups"
             " LEFT JOIN incidents ON incidents.group_id = groups.id WHERE groups.join_code = ?",
             (join_code,),
         ).fetchone()
@@ -49,10 +49,17 @@ def add_history(database: str, join_code: str, incidents: int, *, years: float =
                     "INSERT INTO answers (incident_id, member_id, kind, at) VALUES (?, ?, 'ally_ack', ?)",
                     (incident, members[number % len(members)], at),
                 )
+                # Its audit trail (the chain's hashes are not made: nothing here verifies it).
+                for kind in ("incident.opened", *["signal.received"] * len(members), "incident.resolved"):
+                    connection.execute(
+                        "INSERT INTO audit_events (at, actor, actor_role, type, subject, neighbourhood_id,"
+                        " data, prev_hash, hash) VALUES (?, 'system', 'system', ?, ?, ?, '{}', '', '')",
+                        (at, kind, f"incident:{incident}", neighbourhood_id),
+                    )
         counts = [
             connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("incidents", "signals", "deliveries")
+            for table in ("incidents", "signals", "deliveries", "audit_events")
         ]
     finally:
         connection.close()
-    return "{:,} incidents, {:,} signals, {:,} messages".format(*counts)
+    return "{:,} incidents, {:,} signals, {:,} messages, {:,} audit events".format(*counts)

@@ -29,7 +29,7 @@ from alertnet.store import db, retention
 from alertnet.store import incidents as incident_store
 from alertnet.store import signals as signal_store
 
-from .conftest import PUBLIC_URL, Client, call
+from .conftest import PUBLIC_URL, Client, bearer, call
 from .fake_twilio import FakeTwilio
 from .history import add_history
 from .loop import OFFICER, ally, make_escalating_group, make_group, rows, settled, sms, time_passes, until
@@ -146,6 +146,16 @@ async def test_the_sms_flows_do_not_read_the_history(
     incident = (await rows(client, "SELECT max(id) FROM incidents"))[0][0]
     await call(client, "POST", f"/api/v1/incidents/{incident}/resolve", {"outcome": "Loos alarm"}, expect=200)
     await settled(client)
+    # What a coordinator looks at (SQLite runs in the event loop's thread: a long read holds up
+    # every SMS): an incident, the open ones, a group's latest.
+    body = {"role": "coordinator", "neighbourhood_id": group["neighbourhood_id"]}
+    coordinator = bearer((await call(client, "POST", "/api/v1/tokens", body, expect=201))["token"])
+    for path in (
+        f"/api/v1/incidents/{incident}",
+        "/api/v1/incidents?state=open&limit=5",
+        f"/api/v1/incidents?group_id={group['id']}&limit=5",
+    ):
+        await call(client, "GET", path, headers=coordinator, expect=200)
 
     assert len(costs.instructions) > 100, "no SQL was seen: is the database SQLite?"
     assert costs.costly() == {}

@@ -387,6 +387,8 @@ audit_events = sa.Table(
     sa.Column("data", sa.JSON(), nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # An incident's timeline (its detail, and the answer to closing it) without reading the log.
+    sa.Index("ix_audit_events_subject", "subject"),
 )
 
 #: One row per pace (the outbox): when the next message may go to the provider. Every process
