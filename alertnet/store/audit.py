@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,8 @@ from .tables import audit_events as t
 
 #: Taken by every appender on PostgreSQL, so the chain stays one line under concurrent writers.
 AUDIT_LOCK = 0x61756474
-_VERIFY_BATCH = 2000
+#: Events read and checked at a time (about 10 ms of the event loop's time each).
+_VERIFY_BATCH = 500
 
 
 #: Where a write transaction keeps its audit events until it commits (see `store.db.write`).
@@ -104,6 +106,9 @@ async def _all(conn: AsyncConnection) -> AsyncIterator[dict[str, Any]]:
         if len(rows) < _VERIFY_BATCH:
             return
         after = rows[-1].seq
+        # SQLite runs in the event loop's thread, so its reads never give the loop a turn: without
+        # this, checking five years' chain (100,000 events, 2.3 s) held up every SMS meanwhile.
+        await asyncio.sleep(0)
 
 
 async def verify(
