@@ -279,3 +279,37 @@ def test_sqlite_timestamps_are_written_and_read_as_sqlalchemy_does(moment: datet
     assert read(text) == utc == stock_read(text).replace(tzinfo=UTC)
     for shorter in (text[:19], text[:10]):  # what raw SQL may have written: no fraction, a date
         assert read(shorter) == stock_read(shorter).replace(tzinfo=UTC)
+
+
+async def test_a_long_read_aside_leaves_the_event_loop_free(database_url: str) -> None:
+    """Statistics over years take the database a while; SQLite runs in the loop's thread, so
+    `read_aside` moves such a read off it, and the service goes on meanwhile."""
+    engine = db.create_engine(database_url)
+    count = sa.text(
+        "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000000)"
+        " SELECT count(*) FROM c"
+    )
+
+    async def long_read(conn: AsyncConnection) -> tuple[int, int]:
+        return int(await conn.scalar(count) or 0), threading.get_ident()
+
+    turns = 0
+    done = asyncio.Event()
+
+    async def meanwhile() -> None:
+        nonlocal turns
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            turns += 1
+
+    other = asyncio.create_task(meanwhile())
+    try:
+        counted, thread = await db.read_aside(engine, long_read)
+    finally:
+        done.set()
+        await other
+        await engine.dispose()
+    assert counted == 1_000_000
+    if engine.dialect.name == "sqlite":
+        assert thread != threading.get_ident()
+    assert turns >= 10

@@ -175,6 +175,21 @@ async def read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
+async def read_aside(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """`work` in a read-only transaction that does not hold up the event loop: a long read, such
+    as statistics over years. SQLite runs in the loop's thread, so there it runs on a thread (and
+    a loop) of its own, and sqlite3 lets go of the GIL while SQLite reads. PostgreSQL's reads
+    give the loop its turns anyway (and asyncpg's connections belong to one loop)."""
+
+    async def run() -> T:
+        async with read(engine) as conn:
+            return await work(conn)
+
+    if engine.dialect.name != "sqlite":
+        return await run()
+    return await asyncio.to_thread(asyncio.run, run())
+
+
 @asynccontextmanager
 async def _transaction(engine: AsyncEngine, *, writes: bool = False) -> AsyncIterator[AsyncConnection]:
     # Explicitly begun, so it ends inside this block: closing an autobegun connection ends its

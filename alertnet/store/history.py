@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..delivery import Purpose, Status
 from ..incidents import State
+from ..reports import utc_bounds
 from .incidents import REPORTER
+from .neighbourhoods import get_neighbourhood
 from .tables import UNRESOLVED, answers, audit_events, deliveries, groups, incidents, signals
 
 Row = dict[str, Any]
@@ -127,6 +130,34 @@ async def neighbourhood_incidents(
         .order_by(incidents.c.opened_at)
     )
     return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class ForStats:
+    """What a neighbourhood's statistics over some days are made from."""
+
+    zone: str
+    incidents: list[Row]
+    answers: dict[int, list[Row]]
+    alerted: dict[int, int]
+    segments: list[tuple[datetime, int]]
+
+
+async def for_stats(
+    conn: AsyncConnection, neighbourhood_id: int, start: date | None, end: date | None
+) -> ForStats:
+    """The incidents opened and the messages sent on the neighbourhood's days `start` to `end`."""
+    zone = (await get_neighbourhood(conn, neighbourhood_id))["timezone"]
+    since, until = utc_bounds(start, end, zone)
+    rows = await neighbourhood_incidents(conn, neighbourhood_id, since, until)
+    ids = [row["id"] for row in rows]
+    return ForStats(
+        zone=zone,
+        incidents=rows,
+        answers=await answers_of(conn, ids),
+        alerted=await alerted_counts(conn, ids),
+        segments=await segments_sent(conn, neighbourhood_id, since, until),
+    )
 
 
 async def segments_sent(
