@@ -13,6 +13,7 @@ from . import admin, engine, keys
 from . import audit as chain
 from .auth import Role
 from .bodies import json_body, path_id, query
+from .errors import TooManyRequests
 from .middleware import principal
 from .policy import EscalationPolicy
 from .schemas import (
@@ -36,6 +37,9 @@ from .schemas import (
     TokenOut,
 )
 from .store import audit, db, groups, neighbourhoods, tokens
+
+#: When a check of the audit chain finds another running, when to ask again.
+VERIFY_RETRY_S = 5
 
 
 def _now(request: web.Request) -> datetime:
@@ -232,6 +236,11 @@ async def verify_audit(request: web.Request) -> web.Response:
     who = principal(request)
     params = query(request, AuditVerifyQuery)
     anchor = None if params.expect is None else chain.Anchor.parse(params.expect)
-    async with _read(request) as conn:
+    checking = request.app[keys.audit_check]
+    if checking.locked():
+        raise TooManyRequests(
+            "the audit chain is being checked; try again in a few seconds", retry_after_s=VERIFY_RETRY_S
+        )
+    async with checking, _read(request) as conn:
         verdict = await audit.verify(conn, None if who.role == Role.admin else who.neighbourhood_id, anchor)
     return _one(AuditVerdict, verdict)

@@ -35,6 +35,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app[keys.clock] = clock
     app[keys.metrics] = Metrics()
     app[keys.budgets] = {}
+    app[keys.audit_check] = asyncio.Lock()
     app.cleanup_ctx.extend([database, provider, sender, timer_worker, notify.listener, housekeeping])
     routes.setup(app)
     return app

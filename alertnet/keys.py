@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -27,6 +28,9 @@ clock: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 metrics: web.AppKey[Metrics] = web.AppKey("metrics")
 #: Each token's budget of signals posted to the API (`webhooks.SIGNAL_BUDGET`), in this process.
 budgets: web.AppKey[dict[str, Bucket]] = web.AppKey("budgets")
+#: Held while the audit chain is checked: each check reads the whole chain (seconds of CPU after
+#: years), so this process runs one at a time.
+audit_check: web.AppKey[asyncio.Lock] = web.AppKey("audit_check")
 provider: web.AppKey[Provider] = web.AppKey("provider")
 sender: web.AppKey[Sender] = web.AppKey("sender")
 timers: web.AppKey[TimerWorker] = web.AppKey("timers")

@@ -267,6 +267,7 @@ ROUTES: tuple[Route, ...] = (
         MANAGERS,
         query=AuditVerifyQuery,
         response=AuditVerdict,
+        errors={"429": "Another check of the chain is running; Retry-After says when to try again"},
     ),
     Route(
         "PATCH",

@@ -15,7 +15,7 @@ from alertnet import audit, keys
 from alertnet.settings import Settings
 from alertnet.store.tables import audit_events
 
-from .conftest import Client, Hood, call
+from .conftest import ADMIN, Client, Hood, call
 
 
 def _chain(n: int) -> list[dict[str, Any]]:
@@ -292,3 +292,27 @@ async def test_checking_a_long_chain_lets_the_service_run(client: Client) -> Non
     await other
     assert verdict.ok
     assert turns >= 10
+
+
+async def test_one_check_of_the_chain_at_a_time(client: Client) -> None:
+    """Each check reads the whole chain: a second one meanwhile is asked to come back."""
+    import asyncio
+
+    from alertnet.auth import SYSTEM
+    from alertnet.store import audit as audit_store
+    from alertnet.store import db
+
+    async with db.write(client.app[keys.engine]) as conn:
+        for n in range(audit_store._VERIFY_BATCH * 10):
+            await audit_store.append(conn, who=SYSTEM, type="test.event", at=datetime.now(UTC), data={"n": n})
+    first = asyncio.create_task(call(client, "GET", "/api/v1/audit/verify", expect=200))
+    checking = client.app[keys.audit_check]
+    while not checking.locked():
+        assert not first.done(), "the first check ended before it was seen running"
+        await asyncio.sleep(0)
+    response = await client.get("/api/v1/audit/verify", headers=ADMIN)
+    assert response.status == 429
+    assert response.headers["Retry-After"] == "5"
+    assert (await response.json())["error"]["code"] == "too_many_requests"
+    assert (await first)["ok"]
+    assert (await call(client, "GET", "/api/v1/audit/verify", expect=200))["ok"]
