@@ -95,11 +95,15 @@ class FakeTwilio:
         self._file = self.record.open("a", buffering=1) if self.record else None
         return self.url
 
-    async def stop(self) -> None:
+    async def hang_up(self) -> None:
+        """Stop calling the service back: callbacks under way are cancelled, connections closed."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._session.close()
+
+    async def stop(self) -> None:
+        await self.hang_up()
         await self._runner.cleanup()
         if self._file:
             self._file.close()
