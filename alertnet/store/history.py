@@ -43,8 +43,9 @@ async def list_incidents(
     if state is not None:
         query = query.where(incidents.c.state == state)
         if state != State.resolved:
-            # Said as the partial index has it: the few going incidents, not the years before.
-            query = query.where(UNRESOLVED)
+            # Picked from the partial index of the few going incidents (as a subquery, or SQLite
+            # prefers walking all incidents newest first), not the years before.
+            query = query.where(incidents.c.id.in_(sa.select(incidents.c.id).where(UNRESOLVED)))
     if before is not None:
         query = query.where(incidents.c.id < before)
     rows = [dict(row._mapping) for row in await conn.execute(query)]
