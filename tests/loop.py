@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -70,6 +70,30 @@ async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("timed out waiting for a worker")
         await asyncio.sleep(0.02)
+
+
+T = TypeVar("T")
+
+
+async def turns_while(work: Awaitable[T], pause_s: float = 0) -> tuple[T, int]:
+    """`work`'s result, and how many turns another task got meanwhile (pausing `pause_s` each):
+    how free the event loop stays while it runs."""
+    turns = 0
+    done = asyncio.Event()
+
+    async def meanwhile() -> None:
+        nonlocal turns
+        while not done.is_set():
+            await asyncio.sleep(pause_s)
+            turns += 1
+
+    other = asyncio.create_task(meanwhile())
+    try:
+        result = await work
+    finally:
+        done.set()
+        await other
+    return result, turns
 
 
 async def time_passes(client: Client) -> None:

@@ -16,6 +16,7 @@ from alertnet.settings import Settings
 from alertnet.store.tables import audit_events
 
 from .conftest import ADMIN, Client, Hood, call
+from .loop import turns_while
 
 
 def _chain(n: int) -> list[dict[str, Any]]:
@@ -262,34 +263,30 @@ async def test_a_coordinators_anchor_tells_nothing_of_other_neighbourhoods(
     assert "ends at seq" not in answers[0]["reason"]
 
 
-async def test_checking_a_long_chain_lets_the_service_run(client: Client) -> None:
-    """SQLite reads never give the event loop a turn: the check hands it one between batches, so
-    five years' chain (2.3 s to check) does not hold up every SMS meanwhile."""
-    import asyncio
-
+async def _long_chain(client: Client) -> None:
+    """Ten batches' worth of events in the chain."""
     from alertnet.auth import SYSTEM
     from alertnet.store import audit as audit_store
     from alertnet.store import db
 
-    engine = client.app[keys.engine]
-    at = datetime.now(UTC)
-    async with db.write(engine) as conn:
+    async with db.write(client.app[keys.engine]) as conn:
         for n in range(audit_store._VERIFY_BATCH * 10):
-            await audit_store.append(conn, who=SYSTEM, type="test.event", at=at, data={"n": n})
-    turns = 0
-    done = asyncio.Event()
+            await audit_store.append(conn, who=SYSTEM, type="test.event", at=datetime.now(UTC), data={"n": n})
 
-    async def meanwhile() -> None:
-        nonlocal turns
-        while not done.is_set():
-            await asyncio.sleep(0)
-            turns += 1
 
-    other = asyncio.create_task(meanwhile())
-    async with db.read(engine) as conn:
-        verdict = await audit_store.verify(conn)
-    done.set()
-    await other
+async def test_checking_a_long_chain_lets_the_service_run(client: Client) -> None:
+    """SQLite reads never give the event loop a turn: the check hands it one between batches, so
+    five years' chain (2.3 s to check) does not hold up every SMS meanwhile."""
+    from alertnet.store import audit as audit_store
+    from alertnet.store import db
+
+    await _long_chain(client)
+
+    async def check() -> audit.Verdict:
+        async with db.read(client.app[keys.engine]) as conn:
+            return await audit_store.verify(conn)
+
+    verdict, turns = await turns_while(check())
     assert verdict.ok
     assert turns >= 10
 
@@ -298,13 +295,7 @@ async def test_one_check_of_the_chain_at_a_time(client: Client) -> None:
     """Each check reads the whole chain: a second one meanwhile is asked to come back."""
     import asyncio
 
-    from alertnet.auth import SYSTEM
-    from alertnet.store import audit as audit_store
-    from alertnet.store import db
-
-    async with db.write(client.app[keys.engine]) as conn:
-        for n in range(audit_store._VERIFY_BATCH * 10):
-            await audit_store.append(conn, who=SYSTEM, type="test.event", at=datetime.now(UTC), data={"n": n})
+    await _long_chain(client)
     first = asyncio.create_task(call(client, "GET", "/api/v1/audit/verify", expect=200))
     checking = client.app[keys.audit_check]
     while not checking.locked():

@@ -23,7 +23,7 @@ from sqlalchemy.util.concurrency import in_greenlet
 from alertnet.delivery import Priority, Purpose
 from alertnet.store import db, outbox, sqlite, tables
 
-from .loop import until
+from .loop import turns_while, until
 
 
 async def test_sqlite_runs_in_the_event_loops_thread(tmp_path: Path) -> None:
@@ -293,21 +293,9 @@ async def test_a_long_read_aside_leaves_the_event_loop_free(database_url: str) -
     async def long_read(conn: AsyncConnection) -> tuple[int, int]:
         return int(await conn.scalar(count) or 0), threading.get_ident()
 
-    turns = 0
-    done = asyncio.Event()
-
-    async def meanwhile() -> None:
-        nonlocal turns
-        while not done.is_set():
-            await asyncio.sleep(0.001)
-            turns += 1
-
-    other = asyncio.create_task(meanwhile())
     try:
-        counted, thread = await db.read_aside(engine, long_read)
+        (counted, thread), turns = await turns_while(db.read_aside(engine, long_read), pause_s=0.001)
     finally:
-        done.set()
-        await other
         await engine.dispose()
     assert counted == 1_000_000
     if engine.dialect.name == "sqlite":

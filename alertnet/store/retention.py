@@ -85,19 +85,19 @@ async def _sweep(
     """The rows of a table to read (after `swept`, before the first row written at `before` or
     later), and the id up to which they are done (short of the first row within SETTLED of it)."""
 
-    async def first_since(moment: datetime) -> int | None:
+    async def first(after: int, since: datetime) -> int | None:
         # In id order, stopping at the first match: the rows read are those this sweep erases.
-        query = sa.select(key).where(key > swept, at >= moment).order_by(key).limit(1)
-        first: int | None = await conn.scalar(query)
-        return first
+        query = sa.select(key).where(key > after, at >= since).order_by(key).limit(1)
+        found: int | None = await conn.scalar(query)
+        return found
 
-    young = await first_since(before)
+    settled = await first(swept, before - SETTLED)
+    if settled is None:  # every row after `swept` is old, and long settled
+        last = await conn.scalar(sa.select(sa.func.max(key)))
+        return key > swept, swept if last is None else int(last)
+    young = await first(settled - 1, before)  # read on from there, not again from `swept`
     rows = key > swept if young is None else key.between(swept + 1, young - 1)
-    settled = await first_since(before - SETTLED)
-    if settled is not None:
-        return rows, settled - 1
-    last = await conn.scalar(sa.select(sa.func.max(key)))
-    return rows, swept if last is None else int(last)
+    return rows, settled - 1
 
 
 async def _mask_pages(conn: AsyncConnection, *where: sa.ColumnElement[bool]) -> None:
